@@ -1,0 +1,33 @@
+# Two entry points, each doing its own set-up on a fresh machine:
+#   make demo  - the whole DAG on the embedded demo, then prints where the paper table is
+#   make test  - the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/cpu-lock.txt | sha1sum | cut -c1-12)
+CORES ?= 2
+
+.PHONY: demo test lint clean-demo
+
+$(STAMP): pyproject.toml requirements/cpu-lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	# torch first, pinned, so nothing else can pull a multi-GB CUDA build.
+	$(PY) -m pip install -q "$$(grep '^torch==' requirements/cpu-lock.txt)"
+	$(PY) -m pip install -q -r requirements/cpu-lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*; touch $@
+
+demo: $(STAMP)
+	@start=$$(date +%s); \
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml --rerun-incomplete all && \
+	echo "Paper table: $$(pwd)/results/demo/paper_table.md  ($$(( $$(date +%s) - start )) s)" && \
+	cat results/demo/paper_table.md
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check internvl workflow tests bench
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf work/demo results/demo .snakemake

@@ -1,0 +1,1 @@
+"""Readers for the raw formats, the normalized parquet schema, and SFT mixing."""

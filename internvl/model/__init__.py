@@ -1,0 +1,1 @@
+"""InternVL-Chat V1.2 on top of transformers' native InternVL classes."""
