@@ -8,16 +8,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from internvl.errors import DataError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, record)`` for each non-blank line (1-based line numbers)."""
+
+def iter_jsonl(path: str | Path, on_bad_line: Callable[[DataError], None] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for each non-blank line (1-based line numbers).
+
+    A malformed line raises, unless ``on_bad_line`` is given: then it receives the error and the
+    line is skipped (the caller records it; nothing disappears silently).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -28,10 +36,15 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line=lineno) from None
-            if not isinstance(rec, dict):
-                raise DataError(path, f"expected a JSON object, got {type(rec).__name__}", line=lineno)
-            yield lineno, rec
+                err = DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line=lineno)
+            else:
+                if isinstance(rec, dict):
+                    yield lineno, rec
+                    continue
+                err = DataError(path, f"expected a JSON object, got {type(rec).__name__}", line=lineno)
+            if on_bad_line is None:
+                raise err
+            on_bad_line(err)
 
 
 def load_json(path: str | Path) -> Any:
@@ -62,6 +75,7 @@ def atomic_path(dest: str | Path, suffix: str = ""):
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, dest)

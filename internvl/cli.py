@@ -1,0 +1,126 @@
+"""``internvl`` command line: normalize | normalize-sft | score | infer | train | chat | demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from internvl.errors import DataError
+
+
+def _normalize(a: argparse.Namespace) -> None:
+    from internvl.data.benchmarks import normalize, write_parquet
+
+    table = normalize(a.split, Path(a.data_root))
+    write_parquet(table, a.out)
+    print(f"{a.split}: {table.num_rows} rows -> {a.out}")
+
+
+def _normalize_sft(a: argparse.Namespace) -> None:
+    from internvl.data.sft import normalize_sft
+
+    m = normalize_sft(a.meta, a.base_dir, a.out, seed=a.seed, on_error=a.on_error)
+    print(json.dumps({"total_samples": m["total_samples"], "skipped": m["skipped"]}))
+
+
+def _score(a: argparse.Namespace) -> None:
+    from internvl.data.io import write_json_atomic
+    from internvl.eval import registry
+    from internvl.eval.results import score_file
+
+    bench = registry.resolve(a.split)
+    result = score_file(bench, a.data, a.predictions)
+    write_json_atomic(a.out, result)
+    print(json.dumps(result["metrics"], indent=1))
+
+
+def _infer(a: argparse.Namespace) -> None:
+    from internvl.eval import registry
+    from internvl.eval.infer import run_inference
+
+    stats = run_inference(a.checkpoint, a.data, a.data_root, registry.resolve(a.split), a.out, a.cache,
+                          batch_size=a.batch_size, dtype=a.dtype, device=a.device)
+    print(json.dumps(stats))
+
+
+def _train(a: argparse.Namespace) -> None:
+    import yaml
+
+    from internvl.train.recipe import SFTConfig, train
+
+    print(json.dumps(train(SFTConfig.from_dict(yaml.safe_load(Path(a.config).read_text()))), indent=1))
+
+
+def _chat(a: argparse.Namespace) -> None:
+    from internvl.model.checkpoint import load_pretrained
+    from internvl.model.preprocess import image_to_tensor, load_image
+
+    model, tok = load_pretrained(a.checkpoint)
+    pixels = image_to_tensor(load_image(a.image), model.config.force_image_size).unsqueeze(0) if a.image else None
+    print(model.chat(tok, pixels, a.question, {"max_new_tokens": a.max_new_tokens, "do_sample": False}))
+
+
+def _demo(a: argparse.Namespace) -> None:
+    from internvl.demo.writers import build_demo
+
+    print(json.dumps(build_demo(Path(a.root), seed=a.seed), indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="internvl")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("normalize", help="raw benchmark split -> parquet")
+    p.add_argument("split")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_normalize)
+    p = sub.add_parser("normalize-sft", help="meta JSON + annotations -> parquet shards")
+    p.add_argument("meta")
+    p.add_argument("--base-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    p.set_defaults(fn=_normalize_sft)
+    p = sub.add_parser("score", help="score predictions JSONL ({id, prediction}) against normalized data")
+    p.add_argument("split")
+    p.add_argument("--data", required=True)
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_score)
+    p = sub.add_parser("infer", help="batched, resumable inference on a normalized split")
+    p.add_argument("split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache", default=".cache/internvl-infer")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=_infer)
+    p = sub.add_parser("train", help="run the SFT recipe from a YAML of SFTConfig fields")
+    p.add_argument("config")
+    p.set_defaults(fn=_train)
+    p = sub.add_parser("chat", help="ask one question about one image")
+    p.add_argument("checkpoint")
+    p.add_argument("question")
+    p.add_argument("--image")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.set_defaults(fn=_chat)
+    p = sub.add_parser("demo", help="write the embedded demo data")
+    p.add_argument("root")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_demo)
+    args = ap.parse_args(argv)
+    try:
+        args.fn(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Paper tables from results/*.json."""

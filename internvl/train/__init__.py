@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: tokenization and loss masking, the dataset, and the recipe."""

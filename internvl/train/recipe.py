@@ -1,0 +1,123 @@
+"""The SFT recipe, top to bottom: setup -> data -> Trainer loop -> checkpoint in the original format.
+
+Defaults are the V1.2 script's (lr 1e-5, cosine, warmup 3%, wd 0.05 on *all* parameters as the
+DeepSpeed-owned optimizer applied it, clip 1.0, seed 42, 1 epoch, 2048 tokens). The HF Trainer
+brings gradient accumulation, DeepSpeed/DDP, checkpointing and resume; we do not rewrite those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from internvl.model.checkpoint import load_pretrained, save_pretrained
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTConfig:
+    init: str  # original-format checkpoint to start from
+    sft_dir: str  # normalized SFT parquet (internvl.data.sft)
+    base_dir: str  # image paths in the parquet are relative to this
+    output: str  # final checkpoint, original format
+    work_dir: str  # Trainer checkpoints for resume
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.03
+    lr_scheduler_type: str = "cosine"
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_seq_length: int = 2048
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    bf16: bool = False
+    freeze_backbone: bool = False
+    freeze_llm: bool = False
+    freeze_mlp: bool = False
+    drop_path_rate: float = 0.0
+    grad_checkpoint: bool = False
+    save_steps: int = 200
+    logging_steps: int = 10
+    dataloader_num_workers: int = 0
+    deepspeed: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SFTConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise KeyError(f"unknown SFT settings: {unknown}")
+        return cls(**d)
+
+
+def _freeze(model, cfg: SFTConfig) -> None:
+    parts = {"freeze_backbone": model.model.vision_tower, "freeze_llm": model.model.language_model,
+             "freeze_mlp": model.model.multi_modal_projector}
+    for flag, module in parts.items():
+        if getattr(cfg, flag):
+            module.requires_grad_(False)
+    if cfg.freeze_llm:
+        model.lm_head.requires_grad_(False)
+
+
+def train(cfg: SFTConfig) -> dict[str, Any]:
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from internvl.train.dataset import SFTDataset, pad_collate
+
+    if cfg.drop_path_rate > 0:
+        raise NotImplementedError(
+            "drop_path_rate > 0 (ViT stochastic depth, 0.4 in the V1.2 script) is not implemented: "
+            "transformers' InternVL vision layers have no drop path"
+        )
+    set_seed(cfg.seed)
+    model, tokenizer = load_pretrained(cfg.init, dtype=torch.float32)
+    model.config.use_cache = False
+    model.train()
+    _freeze(model, cfg)
+    data = SFTDataset(cfg.sft_dir, cfg.base_dir, tokenizer, model.template, model.num_image_token,
+                      image_size=model.config.force_image_size, max_length=cfg.max_seq_length,
+                      pad2square=model.config.pad2square)
+    args = TrainingArguments(
+        output_dir=cfg.work_dir, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
+        num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, gradient_checkpointing=cfg.grad_checkpoint,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, logging_steps=cfg.logging_steps,
+        dataloader_num_workers=cfg.dataloader_num_workers, remove_unused_columns=False, report_to="none",
+        use_cpu=not torch.cuda.is_available(), deepspeed=cfg.deepspeed,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    # One parameter group: the V1.2 DeepSpeed optimizer decayed norms and biases too.
+    optimizer = None if cfg.deepspeed else torch.optim.AdamW(
+        params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8)
+    trainer = Trainer(model=model, args=args, train_dataset=data,
+                      data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id),
+                      optimizers=(optimizer, None))
+    has_ckpt = Path(cfg.work_dir).is_dir() and any(p.name.startswith("checkpoint-") for p in Path(cfg.work_dir).iterdir())
+    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_pretrained(model, cfg.output, tokenizer=tokenizer)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    summary = {
+        "global_steps": trainer.state.global_step, "train_loss": result.training_loss,
+        "first_logged_loss": history[0]["loss"] if history else None,
+        "last_logged_loss": history[-1]["loss"] if history else None,
+        "samples": len(data), "tokenization_mismatches": data.mismatches, "resumed": has_ckpt,
+        "config": dataclasses.asdict(cfg),
+    }
+    (Path(cfg.output) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

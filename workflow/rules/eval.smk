@@ -1,0 +1,54 @@
+# Per (model, benchmark): batched inference -> predictions -> scored result with provenance.
+
+
+rule infer:
+    input:
+        ckpt=lambda w: ckpt_hash_file(w.model),
+        data=f"{WORK}/parquet/bench/{{bench}}.parquet",
+    output:
+        predictions=f"{WORK}/predictions/{{model}}/{{bench}}.jsonl",
+        stats=f"{WORK}/predictions/{{model}}/{{bench}}.stats.json",
+    params:
+        score_params=lambda w: score_params(w.bench),
+        ckpt_dir=lambda w: ckpt_dir(w.model),
+        data_root=config["data_root"],
+        cache=f"{WORK}/cache/infer",
+        batch_size=config["inference"]["batch_size"],
+        shard_size=config["inference"].get("shard_size", 64),
+        dtype=config["inference"]["dtype"],
+        device=config["inference"]["device"],
+    resources:
+        gpu=lambda w: 0 if config["inference"]["device"] == "cpu" else 1,
+    log:
+        f"{WORK}/logs/infer/{{model}}/{{bench}}.log",
+    script:
+        "../scripts/infer.py"
+
+
+rule score:
+    input:
+        predictions=f"{WORK}/predictions/{{model}}/{{bench}}.jsonl",
+        stats=f"{WORK}/predictions/{{model}}/{{bench}}.stats.json",
+        data=f"{WORK}/parquet/bench/{{bench}}.parquet",
+        ckpt=lambda w: ckpt_hash_file(w.model),
+    output:
+        "results/{model}/{bench}.json",
+    params:
+        score_params=lambda w: score_params(w.bench),
+        model_config=lambda w: MODELS[w.model],
+        repo=workflow.basedir,
+    log:
+        f"{WORK}/logs/score/{{model}}/{{bench}}.log",
+    script:
+        "../scripts/score.py"
+
+
+rule result_for_configured_model:
+    input:
+        lambda w: f"results/{config['model']}/{registry.resolve(w.alias).name}.json",
+    output:
+        "results/{alias}.json",
+    wildcard_constraints:
+        alias="|".join(BENCH_ALIASES),
+    shell:
+        "cp {input} {output}"

@@ -1,0 +1,92 @@
+# Checkpoints: a random initialisation, an SFT run, a hub download or a local path; each ends in a
+# content-hash file that downstream jobs depend on.
+
+
+def _init_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "init"]
+
+
+def _train_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "train"]
+
+
+def _hub_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "hub"]
+
+
+def _path_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "path"]
+
+
+def _one_of(names):
+    return "|".join(names) if names else "__none__"
+
+
+rule init_model:
+    input:
+        tokenizer=f"{tokenizer_dir()}/tokenizer.json",
+    output:
+        ckpt=directory(f"{WORK}/models/{{model}}"),
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=_one_of(_init_models()),
+    params:
+        preset=lambda w: MODELS[w.model]["preset"],
+        seed=lambda w: MODELS[w.model]["seed"],
+        tokenizer=tokenizer_dir(),
+    log:
+        f"{WORK}/logs/init/{{model}}.log",
+    script:
+        "../scripts/init_model.py"
+
+
+rule train_model:
+    input:
+        init=lambda w: ckpt_hash_file(MODELS[w.model]["init"]),
+        sft=f"{WORK}/parquet/sft/manifest.json",
+    output:
+        ckpt=directory(f"{WORK}/models/{{model}}"),
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=_one_of(_train_models()),
+    params:
+        init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
+        recipe=lambda w: MODELS[w.model]["recipe"],
+        sft_dir=f"{WORK}/parquet/sft",
+        base_dir=config["sft"]["base_dir"],
+        work_dir=lambda w: f"{WORK}/train_state/{w.model}",
+    threads: workflow.cores
+    resources:
+        gpu=lambda w: MODELS[w.model].get("gpus", 0),
+    log:
+        f"{WORK}/logs/train/{{model}}.log",
+    script:
+        "../scripts/train_model.py"
+
+
+rule download_model:
+    output:
+        ckpt=directory(f"{WORK}/models/{{model}}"),
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=_one_of(_hub_models()),
+    params:
+        repo_id=lambda w: MODELS[w.model]["repo_id"],
+        revision=lambda w: MODELS[w.model]["revision"],
+    log:
+        f"{WORK}/logs/download/{{model}}.log",
+    script:
+        "../scripts/download_model.py"
+
+
+rule hash_local_model:
+    input:
+        lambda w: f"{ckpt_dir(w.model)}/config.json",
+    output:
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=_one_of(_path_models()),
+    params:
+        ckpt=lambda w: ckpt_dir(w.model),
+    script:
+        "../scripts/hash_checkpoint.py"

@@ -1,0 +1,7 @@
+"""A seeded random initialisation of a preset, saved in the original checkpoint format."""
+from internvl.logs import setup
+from internvl.model.init import init_checkpoint
+
+setup(snakemake.log[0])  # noqa: F821
+p = snakemake.params  # noqa: F821
+init_checkpoint(p.preset, p.tokenizer, snakemake.output.ckpt, seed=p.seed, hash_out=snakemake.output.hash)  # noqa: F821
