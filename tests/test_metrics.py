@@ -17,7 +17,6 @@ import pytest
 
 from internvl.data.benchmarks import normalize
 from internvl.eval.metrics import (
-    HEADLINE,
     SCORERS,
     PredictionMismatchError,
     caption_metrics,
@@ -31,6 +30,7 @@ from internvl.eval.postprocess import (
     vqa_normalize_prediction,
     vqa_process_punctuation,
 )
+from internvl.eval.registry import BENCHMARKS, resolve
 
 
 def _realdata() -> Path:
@@ -152,7 +152,7 @@ def test_score_vqa_overall_and_per_type() -> None:
     assert m["accuracy/yes/no"] == pytest.approx(60.0)
     assert m["accuracy/other"] == pytest.approx(90.0)
     assert m["accuracy/number"] == pytest.approx(100.0)
-    assert HEADLINE["vqa-vqav2-val"] in m
+    assert resolve("vqa-vqav2-val").headline in m
 
 
 def test_prediction_ids_must_match() -> None:
@@ -233,7 +233,7 @@ def test_pope_llava_answers_against_real_labels(tmp_path: Path) -> None:
     assert (m["adversarial/tp"], m["adversarial/fp"], m["random/fp"], m["random/tn"]) == (9, 3, 0, 9)
     assert m["f1_mean"] == pytest.approx(100 * sum(expected_f1) / 3)
     assert m["f1_mean"] == pytest.approx(100 * (18 / 22 + 0.9 + 20 / 21) / 3)
-    assert res["n"] == 60 and HEADLINE["pope"] == "f1_mean"
+    assert res["n"] == 60 and resolve("pope").headline == "f1_mean"
 
     del predictions["20000005"]
     with pytest.raises(PredictionMismatchError, match="20000005"):
@@ -282,7 +282,7 @@ def test_mmbench_plain_and_circular() -> None:
     assert m["accuracy/animals"] == pytest.approx(75.0) and m["circular_accuracy/animals"] == pytest.approx(50.0)
     assert m["accuracy/counting"] == 0.0 and m["empty_predictions"] == 1.0
     assert any("1 empty predictions" in n for n in res["notes"])
-    assert HEADLINE["mmbench-dev-en"] == "circular_accuracy"
+    assert resolve("mmbench-dev-en").headline == "circular_accuracy"
 
 
 def test_mmbench_without_copies_says_so() -> None:
@@ -329,8 +329,8 @@ def test_caption_score_with_meteor() -> None:
     assert set(m) >= {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "CIDEr_x100"}
     assert 0.3 < m["METEOR"] <= 1.0 and m["Bleu_4"] > 0.9
     assert m["CIDEr_x100"] == pytest.approx(100 * m["CIDEr"])
-    assert res["n"] == 6 and HEADLINE["caption-coco"] == "CIDEr_x100"
+    assert res["n"] == 6 and resolve("caption-coco").headline == "CIDEr_x100"
 
 
 def test_registry_keys() -> None:
-    assert set(SCORERS) == set(HEADLINE) == {"mmbench-dev-en", "vqa-vqav2-val", "caption-coco", "pope"}
+    assert {resolve(b).metric for b in BENCHMARKS} <= set(SCORERS)

@@ -369,15 +369,6 @@ SCORERS: dict[str, Scorer] = {
     "pope": score_pope,
 }
 
-# The number each benchmark reports in the paper table.
-HEADLINE: dict[str, str] = {
-    "mmbench-dev-en": "circular_accuracy",
-    "vqa-vqav2-val": "accuracy",
-    "caption-coco": "CIDEr_x100",
-    "pope": "f1_mean",
-}
-
-
 def score(split: str, data: pd.DataFrame, predictions: dict[str, str]) -> dict[str, Any]:
     """Score ``{id: raw answer}`` for one split; see the module docstring for the result format."""
     if split not in SCORERS:

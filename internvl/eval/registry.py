@@ -86,6 +86,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         table="multimodal", column="POPE", paper_value=88.0,
         notes=("the question already ends with the VQA instruction; the script appends ' ' + ''",),
     ),
+    # --- captioning, VQA and grounding splits (family A) ---
+    # --- multimodal benchmarks (family B) ---
 ]}
 
 

@@ -76,6 +76,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     from internvl.train.dataset import SFTDataset, pad_collate
 
+    if not 0 <= cfg.warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     if cfg.drop_path_rate > 0:
         raise NotImplementedError(
             "drop_path_rate > 0 (ViT stochastic depth, 0.4 in the V1.2 script) is not implemented: "
@@ -91,7 +93,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                       pad2square=model.config.pad2square)
     args = TrainingArguments(
         output_dir=cfg.work_dir, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
+        # transformers 5 takes a fraction < 1 in warmup_steps: ceil(ratio * total steps), as the original
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_grad_norm=cfg.max_grad_norm,
