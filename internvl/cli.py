@@ -1,4 +1,4 @@
-"""``internvl`` command line: normalize | normalize-sft | score | infer | train | chat | demo."""
+"""``internvl`` command line: normalize | normalize-sft | score | infer | train | chat | convert | demo."""
 
 from __future__ import annotations
 
@@ -62,6 +62,12 @@ def _chat(a: argparse.Namespace) -> None:
     print(model.chat(tok, pixels, a.question, {"max_new_tokens": a.max_new_tokens, "do_sample": False}))
 
 
+def _convert(a: argparse.Namespace) -> None:
+    from internvl.convert import convert
+
+    print(json.dumps(convert(a.src, a.dst, to=a.to, layout=a.layout, remote_code_from=a.remote_code_from), indent=1))
+
+
 def _demo(a: argparse.Namespace) -> None:
     from internvl.demo.writers import build_demo
 
@@ -109,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.set_defaults(fn=_chat)
+    p = sub.add_parser("convert", help="original InternVL-Chat format <-> transformers-native InternVL directory")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--to", choices=["native", "original"], help="default: the other format than src's")
+    p.add_argument("--layout", choices=["v1", "transposed-input"], default="v1",
+                   help="native side: keep ps_version v1 (exact with internvl.convert.load_native) or permute "
+                        "weights for stock transformers fed transposed pixel_values (see internvl/convert.py)")
+    p.add_argument("--remote-code-from", help="--to original: copy the released *.py (auto_map) from this folder")
+    p.set_defaults(fn=_convert)
     p = sub.add_parser("demo", help="write the embedded demo data")
     p.add_argument("root")
     p.add_argument("--seed", type=int, default=0)

@@ -464,7 +464,7 @@ def test_mmbench_answer_must_be_an_option(tmp_path: Path) -> None:
 
 
 def test_unknown_split_and_missing_file(tmp_path: Path) -> None:
-    assert set(NORMALIZERS) == {"mmbench-dev-en", "vqa-vqav2-val", "caption-coco", "pope"}
+    assert set(NORMALIZERS) >= {"mmbench-dev-en", "vqa-vqav2-val", "caption-coco", "pope"}
     with pytest.raises(KeyError, match="no normalizer"):
         normalize("vqa-nonexistent", tmp_path)
     with pytest.raises(DataError, match="file not found"):

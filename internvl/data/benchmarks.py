@@ -636,3 +636,11 @@ def write_parquet(table: pa.Table, out: str | Path) -> None:
     """Write atomically: a crash never leaves a half-written parquet where Snakemake expects a good one."""
     with atomic_path(out, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp)
+
+from internvl.data import bench_family_a  # noqa: E402
+
+NORMALIZERS.update(bench_family_a.NORMALIZERS)
+
+from internvl.data import bench_family_b  # noqa: E402
+
+NORMALIZERS.update(bench_family_b.NORMALIZERS)

@@ -374,3 +374,11 @@ def score(split: str, data: pd.DataFrame, predictions: dict[str, str]) -> dict[s
     if split not in SCORERS:
         raise KeyError(f"no scorer for split {split!r}; known: {sorted(SCORERS)}")
     return SCORERS[split](split, data, predictions)
+
+from internvl.eval import metrics_family_a  # noqa: E402
+
+SCORERS.update(metrics_family_a.SCORERS)
+
+from internvl.eval import metrics_family_b  # noqa: E402
+
+SCORERS.update(metrics_family_b.SCORERS)

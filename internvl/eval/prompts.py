@@ -27,4 +27,17 @@ def build_question(row: dict[str, Any], bench: Benchmark) -> str:
         for key, text in parse_options(row["options"]).items():
             question += f"\n{key}. {text}"
         return question + "\n" + bench.prompt
+    if style == "refcoco":  # the referring expression fills the grounding template: "... <ref>{}</ref>"
+        return bench.prompt.format(row["question"])
+    if style == "mmmu":  # "<image 1>" dropped, "\nA. x..." if options, "\n" + MC prompt or (open) VQA prompt
+        from internvl.eval.registry import VQA_PROMPT
+
+        question = row["question"].replace("<image 1>", "")
+        options = parse_options(row["options"])
+        if options:
+            question += "\n" + "\n".join(f"{key}. {text}" for key, text in options.items())
+        by_type = {"multiple-choice": bench.prompt, "open": VQA_PROMPT}
+        if row.get("question_type") not in by_type:
+            raise ValueError(f"{bench.name}: question_type {row.get('question_type')!r} is not in {sorted(by_type)}")
+        return question + "\n" + by_type[row["question_type"]]
     raise ValueError(f"{bench.name}: unknown prompt_style {style!r}")
