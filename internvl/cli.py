@@ -21,7 +21,8 @@ def _normalize(a: argparse.Namespace) -> None:
 def _normalize_sft(a: argparse.Namespace) -> None:
     from internvl.data.sft import normalize_sft
 
-    m = normalize_sft(a.meta, a.base_dir, a.out, seed=a.seed, on_error=a.on_error)
+    m = normalize_sft(a.meta, a.base_dir, a.out, seed=a.seed, on_error=a.on_error, verify_images=a.verify_images,
+                      embed_images=a.embed_images)
     print(json.dumps({"total_samples": m["total_samples"], "skipped": m["skipped"]}))
 
 
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    p.add_argument("--verify-images", action="store_true",
+                   help="decode every image to catch truncated/corrupt files (ms per image; default: existence)")
+    p.add_argument("--embed-images", action="store_true", help="store image bytes in the parquet (image_bytes)")
     p.set_defaults(fn=_normalize_sft)
     p = sub.add_parser("score", help="score predictions JSONL ({id, prediction}) against normalized data")
     p.add_argument("split")

@@ -38,8 +38,9 @@ class SFTDataset(torch.utils.data.Dataset):
             white = Image.new("RGB", (self.image_size, self.image_size), (255, 255, 255))
             return image_to_tensor(white, self.image_size), 0
         path = self.base / row["image_path"]
-        try:
-            return image_to_tensor(load_image(path), self.image_size, self.pad2square), 1
+        try:  # bytes embedded by normalize_sft(embed_images=True), else the file
+            source = row["image_bytes"] if row.get("image_bytes") is not None else path
+            return image_to_tensor(load_image(source), self.image_size, self.pad2square), 1
         except (OSError, ValueError) as exc:
             raise DataError(path, f"unreadable image for sample {row['source']}/{row['id']} "
                             f"(annotation line {row['line']}): {exc}") from None
