@@ -52,6 +52,8 @@ rule normalize_sft:
         base_dir=config["sft"]["base_dir"],
         seed=config["sft"].get("seed", 0),
         on_error=config["sft"].get("on_error", "raise"),
+        verify_images=config["sft"].get("verify_images", False),
+        embed_images=config["sft"].get("embed_images", False),
         out=f"{WORK}/parquet/sft",
     log:
         f"{WORK}/logs/normalize_sft.log",
