@@ -112,7 +112,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                       optimizers=(optimizer, None))
     has_ckpt = Path(cfg.work_dir).is_dir() and any(p.name.startswith("checkpoint-") for p in Path(cfg.work_dir).iterdir())
     result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
         save_pretrained(model, cfg.output, tokenizer=tokenizer)
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
@@ -122,5 +123,6 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         "samples": len(data), "tokenization_mismatches": data.mismatches, "resumed": has_ckpt,
         "config": dataclasses.asdict(cfg),
     }
-    (Path(cfg.output) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if rank0:  # other ranks would race rank 0 creating the output directory
+        (Path(cfg.output) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -55,7 +55,7 @@ rule train_model:
         sft_dir=f"{WORK}/parquet/sft",
         base_dir=config["sft"]["base_dir"],
         work_dir=lambda w: f"{WORK}/train_state/{w.model}",
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # lazy: a cluster run has no total (profiles set-threads)
     resources:
         gpu=lambda w: MODELS[w.model].get("gpus", 0),
     log:

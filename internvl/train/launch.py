@@ -1,0 +1,203 @@
+"""Multi-node launch under Slurm: one Slurm task per node, each running torchrun.
+
+Inside a job allocation, the Snakemake rule runs (``srun_command``)::
+
+    srun --nodes=N --ntasks=N --ntasks-per-node=1 --cpus-per-task=C --kill-on-bad-exit=1 \\
+        python -m internvl.train.launch -- -m internvl.cli train recipe.yaml
+
+and each task (``python -m internvl.train.launch``) derives the static torchrun rendezvous from its
+Slurm environment and execs ``torchrun`` on the target:
+
+* NNODES = ``SLURM_NTASKS`` of the step (one task per node), NODE_RANK = ``SLURM_PROCID``;
+* MASTER_ADDR = the first host of ``SLURM_STEP_NODELIST`` (else ``SLURM_JOB_NODELIST``);
+* MASTER_PORT = 10000 + ``SLURM_JOB_ID`` mod 20000, the same in every task of the job and different
+  for jobs sharing a head node;
+* nproc per node = the GPUs this task sees (``CUDA_VISIBLE_DEVICES``, else ``SLURM_GPUS_ON_NODE``, else
+  torch's device count), 1 without GPUs; ``--nproc-per-node`` overrides.
+
+``MASTER_ADDR``/``MASTER_PORT`` already in the environment win. Outside Slurm it is a single-node
+torchrun on localhost. Two tasks on one host also work (each is one "node" of the rendezvous), which
+is how the test suite exercises the multi-node path on a single-node CPU cluster.
+
+Why the rule launches srun itself: the Snakemake Slurm jobstep plugin wraps ordinary jobs in
+``srun -n1`` (one task on the first node only); a rule with an ``mpi`` resource is run unwrapped, and
+the plugin strips the allocation's ``SLURM_*`` variables (except the job id) before running it, so
+the step geometry has to be spelled out here (``srun_command``), not inherited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DEFAULT_TARGET = ("-m", "internvl.cli", "train")
+
+
+def expand_hostlist(hostlist: str) -> list[str]:
+    """Expand a Slurm hostlist: ``"gpu[01-03,07],login1"`` -> gpu01, gpu02, gpu03, gpu07, login1."""
+    hosts: list[str] = []
+    for item in _split_top_level(hostlist.strip()):
+        hosts.extend(_expand_one(item))
+    return hosts
+
+
+def _split_top_level(s: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        parts.append(cur)
+    return [p for p in parts if p]
+
+
+def _expand_one(item: str) -> list[str]:
+    m = re.search(r"\[([^\]]*)\]", item)
+    if not m:
+        return [item]
+    head, tail = item[: m.start()], item[m.end():]
+    out = []
+    for rng in m.group(1).split(","):
+        lo, _, hi = rng.partition("-")
+        if hi:
+            width = len(lo)
+            values = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1)]
+        else:
+            values = [lo]
+        for v in values:
+            out.extend(_expand_one(head + v + tail))
+    return out
+
+
+def _visible_gpus(env: Mapping[str, str]) -> int:
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        return len([d for d in cvd.split(",") if d.strip() and d.strip() != "-1"])
+    gpus = env.get("SLURM_GPUS_ON_NODE", "")
+    if gpus.isdigit():
+        return int(gpus)
+    try:  # no Slurm GPU binding: whatever this host has
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rendezvous(env: Mapping[str, str] | None = None, nproc_per_node: int | None = None) -> dict[str, Any]:
+    """The torchrun rendezvous of this task, from its Slurm environment (or a single local node)."""
+    env = os.environ if env is None else env
+    in_slurm = "SLURM_PROCID" in env and "SLURM_JOB_ID" in env
+    if in_slurm:
+        nnodes = int(env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or env.get("SLURM_NNODES") or 1)
+        node_rank = int(env["SLURM_PROCID"])
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or "localhost"
+        hosts = expand_hostlist(nodelist)
+        master_addr = env.get("MASTER_ADDR") or hosts[0]
+        master_port = int(env.get("MASTER_PORT") or 10000 + int(env["SLURM_JOB_ID"]) % 20000)
+    else:
+        nnodes, node_rank, hosts = 1, 0, ["localhost"]
+        master_addr = env.get("MASTER_ADDR") or "127.0.0.1"
+        master_port = int(env.get("MASTER_PORT") or _free_port())
+    if nproc_per_node is None:
+        nproc_per_node = max(1, _visible_gpus(env))
+    if not 0 <= node_rank < nnodes:
+        raise ValueError(f"node rank {node_rank} outside 0..{nnodes - 1}")
+    return {"nnodes": nnodes, "node_rank": node_rank, "nproc_per_node": nproc_per_node,
+            "master_addr": master_addr, "master_port": master_port, "hosts": hosts,
+            "world_size": nnodes * nproc_per_node, "slurm": in_slurm}
+
+
+def torchrun_argv(rdzv: Mapping[str, Any], target: Sequence[str]) -> list[str]:
+    """``python -m torch.distributed.run`` with a static rendezvous, then the target (``-m mod args`` or a script)."""
+    return [sys.executable, "-m", "torch.distributed.run",
+            f"--nnodes={rdzv['nnodes']}", f"--node-rank={rdzv['node_rank']}",
+            f"--nproc-per-node={rdzv['nproc_per_node']}",
+            f"--master-addr={rdzv['master_addr']}", f"--master-port={rdzv['master_port']}",
+            "--max-restarts=0", *target]
+
+
+def srun_command(nodes: int, tasks: int | None = None, cpus_per_task: int | None = None,
+                 nproc_per_node: int | None = None, target: Sequence[str] = DEFAULT_TARGET) -> list[str]:
+    """The srun line a rule runs inside its allocation: ``tasks`` launchers (default one per node)."""
+    tasks = tasks or nodes
+    cmd = ["srun", f"--nodes={nodes}", f"--ntasks={tasks}"]
+    if tasks == nodes:
+        cmd.append("--ntasks-per-node=1")
+    if cpus_per_task and cpus_per_task > 0:
+        cmd.append(f"--cpus-per-task={cpus_per_task}")
+    cmd += ["--kill-on-bad-exit=1", sys.executable, "-m", "internvl.train.launch"]
+    if nproc_per_node:
+        cmd.append(f"--nproc-per-node={nproc_per_node}")
+    return [*cmd, "--", *target]
+
+
+def plan_from_resources(resources: Mapping[str, Any]) -> dict[str, int] | None:
+    """How a rule with these Snakemake resources launches: None = in-process, else the srun geometry.
+
+    The srun launcher is used for a rule given an ``mpi`` resource (the jobstep plugin then leaves the
+    launch to the rule) with more than one node or task; ``nproc_per_node`` is optional (default:
+    the GPUs each task sees).
+    """
+    def _int(key: str, default: int = 0) -> int:
+        value = resources.get(key, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
+
+    if "mpi" not in resources:
+        return None
+    nodes, tasks = _int("nodes", 1) or 1, _int("tasks", 0)
+    if nodes <= 1 and tasks <= 1:
+        return None
+    return {"nodes": nodes, "tasks": tasks or nodes, "cpus_per_task": _int("cpus_per_task", 0),
+            "nproc_per_node": _int("nproc_per_node", 0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m internvl.train.launch", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nproc-per-node", type=int, default=None, help="processes per node (default: visible GPUs, or 1)")
+    ap.add_argument("--print", action="store_true", help="print the rendezvous and the torchrun line, run nothing")
+    ap.add_argument("target", nargs=argparse.REMAINDER,
+                    help="after '--': '-m module args' or 'script.py args' (default: -m internvl.cli train)")
+    a = ap.parse_args(argv)
+    target = list(a.target)
+    if target and target[0] == "--":
+        target = target[1:]
+    if not target:
+        ap.error("nothing to launch: give '-- -m internvl.cli train RECIPE.yaml' or a script")
+    rdzv = rendezvous(nproc_per_node=a.nproc_per_node)
+    argv_out = torchrun_argv(rdzv, target)
+    info = {k: v for k, v in rdzv.items() if k != "hosts"} | {"host": socket.gethostname(),
+                                                              "hosts": rdzv["hosts"][:8]}
+    print(f"[launch] {json.dumps(info)}", file=sys.stderr, flush=True)
+    print(f"[launch] {shlex.join(argv_out)}", file=sys.stderr, flush=True)
+    if a.print:
+        return 0
+    os.execv(argv_out[0], argv_out)
+    return 127  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
