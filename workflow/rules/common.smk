@@ -1,5 +1,6 @@
 # Shared helpers: paths derived from the config, and the registry entries with config overrides.
 import json
+import re
 from pathlib import Path
 
 from internvl.eval import registry
@@ -15,9 +16,14 @@ for _name in config["table"]["models"] + [config["model"]]:
     if _name not in MODELS:
         raise ValueError(f"config: model {_name!r} is not defined under 'models'")
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (benchmark names contain '+' and '.')."""
+    return "|".join(re.escape(n) for n in names) if names else "__none__"
+
+
 wildcard_constraints:
-    model="|".join(MODELS),
-    bench="|".join(BENCHES),
+    model=one_of(MODELS),
+    bench=one_of(BENCHES),
 
 
 def bench_entry(bench):

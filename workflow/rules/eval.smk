@@ -49,6 +49,6 @@ rule result_for_configured_model:
     output:
         "results/{alias}.json",
     wildcard_constraints:
-        alias="|".join(BENCH_ALIASES),
+        alias=one_of(BENCH_ALIASES),
     shell:
         "cp {input} {output}"

@@ -18,10 +18,6 @@ def _path_models():
     return [m for m, v in MODELS.items() if v["kind"] == "path"]
 
 
-def _one_of(names):
-    return "|".join(names) if names else "__none__"
-
-
 rule init_model:
     input:
         tokenizer=f"{tokenizer_dir()}/tokenizer.json",
@@ -29,7 +25,7 @@ rule init_model:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
     wildcard_constraints:
-        model=_one_of(_init_models()),
+        model=one_of(_init_models()),
     params:
         preset=lambda w: MODELS[w.model]["preset"],
         seed=lambda w: MODELS[w.model]["seed"],
@@ -48,7 +44,7 @@ rule train_model:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
     wildcard_constraints:
-        model=_one_of(_train_models()),
+        model=one_of(_train_models()),
     params:
         init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
         recipe=lambda w: MODELS[w.model]["recipe"],
@@ -69,7 +65,7 @@ rule download_model:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
     wildcard_constraints:
-        model=_one_of(_hub_models()),
+        model=one_of(_hub_models()),
     params:
         repo_id=lambda w: MODELS[w.model]["repo_id"],
         revision=lambda w: MODELS[w.model]["revision"],
@@ -85,7 +81,7 @@ rule hash_local_model:
     output:
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
     wildcard_constraints:
-        model=_one_of(_path_models()),
+        model=one_of(_path_models()),
     params:
         ckpt=lambda w: ckpt_dir(w.model),
     script:
