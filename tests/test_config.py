@@ -8,11 +8,10 @@ import json
 import jsonschema
 import pytest
 import yaml
+from conftest import REPO, SHARED
 
 from internvl.data.sft import read_meta
 from internvl.eval import registry
-
-from conftest import REPO, SHARED
 
 
 def _load(name: str) -> dict:
