@@ -6,11 +6,8 @@ available there are rebuilt in a tmp dir in the documented format; each such tes
 
 from __future__ import annotations
 
-import base64
 import csv
-import io
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -18,33 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
+from conftest import REALDATA, jpeg_b64, needs_realdata, read_jsonl, touch
 
 from internvl.data.benchmarks import NORMALIZERS, normalize, table_notes, write_parquet
 from internvl.errors import DataError
 
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
 POPE_SPLITS = ("adversarial", "popular", "random")
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"not decoded by the normalizer")
 
 
 # --- POPE (real files) ------------------------------------------------------------------------------
@@ -57,8 +33,8 @@ def build_pope_root(root: Path) -> Path:
     shutil.copy(REALDATA / "pope" / "llava_pope_test.jsonl", pope / "llava_pope_test.jsonl")
     for s in POPE_SPLITS:
         shutil.copy(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json", pope / "coco" / f"coco_pope_{s}.json")
-    for rec in _jsonl(pope / "llava_pope_test.jsonl"):
-        _touch(pope / "val2014" / rec["image"])
+    for rec in read_jsonl(pope / "llava_pope_test.jsonl"):
+        touch(pope / "val2014" / rec["image"])
     return root
 
 
@@ -67,7 +43,7 @@ def test_pope_real_files(tmp_path: Path) -> None:
     root = build_pope_root(tmp_path)
     table = normalize("pope", root)
     df = table.to_pandas()
-    questions = _jsonl(root / "pope" / "llava_pope_test.jsonl")
+    questions = read_jsonl(root / "pope" / "llava_pope_test.jsonl")
     assert len(df) == len(questions) == 60
     assert df["id"].tolist() == [str(q["question_id"]) for q in questions]
     assert df["question"].tolist() == [q["text"] for q in questions]
@@ -75,7 +51,7 @@ def test_pope_real_files(tmp_path: Path) -> None:
     assert df["image_path"].str.startswith("pope/val2014/COCO_val2014_").all()
     # labels: the k-th question of a category gets line k of that category's label file
     for s in POPE_SPLITS:
-        expected = [r["label"] for r in _jsonl(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json")][:20]
+        expected = [r["label"] for r in read_jsonl(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json")][:20]
         assert df.loc[df["split"] == s, "label"].tolist() == expected
         assert df.loc[df["split"] == s, "label_question_id"].tolist() == list(range(1, 21))
     assert all(list(a) == [lab] for a, lab in zip(df["answers"], df["label"], strict=True))
@@ -113,9 +89,9 @@ def test_pope_missing_image_names_file_and_line(tmp_path: Path) -> None:
 def test_pope_image_outside_data_root_is_refused(tmp_path: Path) -> None:
     root = build_pope_root(tmp_path / "data")
     qfile = root / "pope" / "llava_pope_test.jsonl"
-    recs = _jsonl(qfile)
+    recs = read_jsonl(qfile)
     recs[0]["image"] = "../../../secret.jpg"
-    _touch(tmp_path / "secret.jpg")
+    touch(tmp_path / "secret.jpg")
     qfile.write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(DataError, match="outside data_root") as err:
         normalize("pope", root)
@@ -149,7 +125,7 @@ def build_vqav2_root(root: Path) -> tuple[Path, list[dict]]:
     as the Qwen files are; the annotation file follows the official VQA v2 layout, with answer_type
     derived from the majority answer and question_type approximated by the first two words.
     """
-    src = _jsonl(REALDATA / "vqav2" / "third_party_dam-qa" / "dam-qa_vqav2_restval.jsonl")
+    src = read_jsonl(REALDATA / "vqav2" / "third_party_dam-qa" / "dam-qa_vqav2_restval.jsonl")
     header = json.loads(
         (REALDATA / "vqav2" / "official_format" / "v2_OpenEnded_mscoco_val2014_questions.json").read_text()
     )
@@ -179,7 +155,7 @@ def build_vqav2_root(root: Path) -> tuple[Path, list[dict]]:
                 "question_id": r["question_id"],
             }
         )
-        _touch(d / "val2014" / r["image"])
+        touch(d / "val2014" / r["image"])
     (d / "vqav2_val.jsonl").write_text("".join(json.dumps(x) + "\n" for x in jsonl_lines))
     (d / "v2_OpenEnded_mscoco_val2014_questions.json").write_text(json.dumps({**header, "questions": questions}))
     ann_header = {k: v for k, v in header.items() if k not in ("questions", "task_type")}
@@ -245,7 +221,7 @@ def test_vqa_official_fixture_without_types_is_refused(tmp_path: Path) -> None:
         )
     )
     for q in qs:
-        _touch(tmp_path / "img" / f"{q['image_id']}.jpg")
+        touch(tmp_path / "img" / f"{q['image_id']}.jpg")
     with pytest.raises(DataError, match="question_type"):
         read_vqa(
             jsonl,
@@ -273,7 +249,7 @@ def build_coco_root(root: Path) -> tuple[Path, dict]:
     blip = [{"image": f"val2014/{im['file_name']}", "caption": caps[im["id"]]} for im in gt["images"]]
     (ann / "coco_karpathy_test.json").write_text(json.dumps(blip))
     for im in gt["images"]:
-        _touch(root / "coco" / "val2014" / im["file_name"])
+        touch(root / "coco" / "val2014" / im["file_name"])
     return root, gt
 
 
@@ -303,12 +279,6 @@ def test_caption_unparsable_filename(tmp_path: Path) -> None:
 
 
 # --- MMBench (TSV rebuilt in the documented format) -------------------------------------------------
-
-
-def _jpeg_b64(color: tuple[int, int, int]) -> tuple[str, bytes]:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), color).save(buf, format="JPEG")
-    return base64.b64encode(buf.getvalue()).decode(), buf.getvalue()
 
 
 MMB_HEADER = [
@@ -344,7 +314,7 @@ def build_mmbench_root(root: Path, bad_image_row: int | None = None) -> tuple[Pa
     """``mmbench/mmbench_dev_20230712.tsv`` written like the real file (no copy is in shared/realdata):
     the header recorded in PROVENANCE.md, csv quoting for the multi-line hint, empty C/D cells, base64
     JPEGs. Index 241 is the real first record (hint shortened); 1000241 is its rotated copy."""
-    imgs = [_jpeg_b64((i * 40, 0, 0)) for i in range(4)]
+    imgs = [jpeg_b64((i * 40, 0, 0)) for i in range(4)]
     rows = [
         [
             241,

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-# builders of the normalizer tests (tests/ is on sys.path under pytest's default import mode)
+# shared helpers and the normalizer tests' builders (tests/ is on sys.path under pytest's default import mode)
+from conftest import needs_realdata
 from test_family_a_normalize import (
     REF_RECORDS,
+    build_chartqa_root,
     build_flickr_root,
     build_gqa_root,
     build_refcoco_root,
@@ -41,23 +41,6 @@ from internvl.eval.metrics_family_a import (
     vqa_accuracy_records,
 )
 from internvl.eval.registry import BENCHMARKS, get, resolve
-
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _frame(answers: list[list[str]], **extra: list) -> pd.DataFrame:
@@ -210,13 +193,7 @@ def test_score_relaxed_default_and_opt_in_fixed() -> None:
 
 @needs_realdata
 def test_chartqa_real_file_scored(tmp_path: Path) -> None:
-    src = _jsonl(REALDATA / "chartqa" / "third_party_dam-qa" / "test_augmented.jsonl")
-    (tmp_path / "chartqa").mkdir()
-    shutil.copy(REALDATA / "chartqa" / "third_party_dam-qa" / "test_augmented.jsonl", tmp_path / "chartqa")
-    for r in src:
-        p = tmp_path / "chartqa" / r["image"]
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(b"x")
+    src = build_chartqa_root(tmp_path, "test_augmented")
     data = normalize("vqa-chartqa-test-augmented", tmp_path).to_pandas()
     assert src[2]["answer"] == "6.8" and src[0]["answer"] == "47"
     preds = {rid: r["answer"] for rid, r in zip(data["id"], src, strict=True)}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import REALDATA, needs_realdata, read_jsonl, touch, write_json, write_jsonl
 
 from internvl.data import bench_family_a
 from internvl.data.benchmarks import NORMALIZERS, normalize, table_notes
@@ -22,19 +22,6 @@ from internvl.errors import DataError
 from internvl.eval.metrics import SCORERS
 from internvl.eval.prompts import build_question
 from internvl.eval.registry import BENCHMARKS, VQA_PROMPT, resolve
-
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
 
 FAMILY_A = [
     "caption-flickr30k", "caption-nocaps", "vqa-vqav2-testdev", "vqa-okvqa-val", "vqa-textvqa-val",
@@ -45,30 +32,21 @@ FAMILY_A = [
 ]  # fmt: skip
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def _write_json(path: Path, obj: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return path
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"not decoded by the normalizer")
-
-
 def _touch_images(root: Path, records: list[dict], key: str = "image") -> None:
     for r in records:
-        _touch(root / r[key].removeprefix("data/"))
+        touch(root / r[key].removeprefix("data/"))
+
+
+def _write_official_vqa(
+    root: Path, d: Path, names: tuple[str, str, str], jsonl: list[dict], questions: list[dict], annotations: list[dict]
+) -> None:
+    """The Qwen-format jsonl and the official-format (VQA API) question and annotation files, named
+    ``names`` in ``d``; placeholder images for the jsonl records."""
+    jsonl_name, questions_name, annotations_name = names
+    write_jsonl(d / jsonl_name, jsonl)
+    write_json(d / questions_name, {"questions": questions})
+    write_json(d / annotations_name, {"annotations": annotations})
+    _touch_images(root, jsonl)
 
 
 # --- registration ---------------------------------------------------------------------------------------
@@ -121,7 +99,7 @@ def build_flickr_root(root: Path) -> dict:
     shutil.copy(REALDATA / "flickr30k" / "flickr30k_test_karpathy.json", d)
     doc = json.loads((d / "flickr30k_test_karpathy.json").read_text())
     for im in doc["images"]:
-        _touch(d / im["file_name"])
+        touch(d / im["file_name"])
     return doc
 
 
@@ -184,9 +162,9 @@ def build_nocaps_root(root: Path) -> dict:
     ]
     doc = {"licenses": [], "info": {"url": "https://nocaps.org", "version": "0.1"}, "images": images,
            "annotations": annotations}  # fmt: skip
-    _write_json(root / "nocaps" / "nocaps_val_4500_captions.json", doc)
+    write_json(root / "nocaps" / "nocaps_val_4500_captions.json", doc)
     for im in images:
-        _touch(root / "nocaps" / "images" / im["file_name"])
+        touch(root / "nocaps" / "images" / im["file_name"])
     return doc
 
 
@@ -204,7 +182,7 @@ def test_caption_nocaps(tmp_path: Path) -> None:
 def test_caption_nocaps_image_without_reference(tmp_path: Path) -> None:
     doc = build_nocaps_root(tmp_path)
     doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != 1]
-    _write_json(tmp_path / "nocaps" / "nocaps_val_4500_captions.json", doc)
+    write_json(tmp_path / "nocaps" / "nocaps_val_4500_captions.json", doc)
     with pytest.raises(DataError, match=r"no reference caption for image id 1") as err:
         normalize("caption-nocaps", tmp_path)
     assert "images[1].id" in str(err.value)
@@ -222,7 +200,7 @@ def build_vqav2_testdev_root(root: Path) -> list[dict]:
          "question_id": q["question_id"]}
         for q in doc["questions"][:12]
     ]  # fmt: skip
-    _write_jsonl(root / "vqav2" / "vqav2_testdev.jsonl", recs)
+    write_jsonl(root / "vqav2" / "vqav2_testdev.jsonl", recs)
     _touch_images(root, recs)
     return recs
 
@@ -242,7 +220,7 @@ def test_vqav2_testdev_has_no_gold(tmp_path: Path) -> None:
 def test_vqav2_testdev_duplicate_id(tmp_path: Path) -> None:
     recs = build_vqav2_testdev_root(tmp_path)
     recs[5]["question_id"] = recs[1]["question_id"]
-    path = _write_jsonl(tmp_path / "vqav2" / "vqav2_testdev.jsonl", recs)
+    path = write_jsonl(tmp_path / "vqav2" / "vqav2_testdev.jsonl", recs)
     with pytest.raises(DataError, match="duplicate id") as err:
         normalize("vqa-vqav2-testdev", tmp_path)
     assert f"{path}:6:" in str(err.value)
@@ -256,7 +234,7 @@ def build_okvqa_root(root: Path, n: int = 10) -> list[dict]:
     ``mscoco_val2014_annotations.json`` in the OK-VQA layout (same as VQA v1/v2, but annotations carry
     ``confidence`` and answers carry ``raw_answer`` and there is no ``multiple_choice_answer``). No OK-VQA
     file exists in shared/realdata; the questions and 10 answers are real VQA v2 val records (DAM-QA)."""
-    src = _jsonl(REALDATA / "vqav2" / "third_party_dam-qa" / "dam-qa_vqav2_restval.jsonl")[:n]
+    src = read_jsonl(REALDATA / "vqav2" / "third_party_dam-qa" / "dam-qa_vqav2_restval.jsonl")[:n]
     d = root / "okvqa"
     jsonl, questions, annotations = [], [], []
     for r in src:
@@ -267,10 +245,8 @@ def build_okvqa_root(root: Path, n: int = 10) -> list[dict]:
         answers = [{**a, "raw_answer": a["answer"]} for a in r["answer"]]
         annotations.append({"image_id": image_id, "answer_type": "other", "question_type": "other",
                             "question_id": r["question_id"], "answers": answers, "confidence": 3})  # fmt: skip
-    _write_jsonl(d / "okvqa_val.jsonl", jsonl)
-    _write_json(d / "OpenEnded_mscoco_val2014_questions.json", {"questions": questions})
-    _write_json(d / "mscoco_val2014_annotations.json", {"annotations": annotations})
-    _touch_images(root, jsonl)
+    names = ("okvqa_val.jsonl", "OpenEnded_mscoco_val2014_questions.json", "mscoco_val2014_annotations.json")
+    _write_official_vqa(root, d, names, jsonl, questions, annotations)
     return src
 
 
@@ -322,8 +298,8 @@ def build_textvqa_root(root: Path, keep_instruction: bool = False) -> list[dict]
     token" line; the trailing instruction line removed unless ``keep_instruction``), with the numeric
     TextVQA question ids and 10 answers of the same questions from the real DAM-QA val records (same
     40 questions, same order). Official-format questions/annotations are built from those."""
-    llava = _jsonl(REALDATA / "textvqa" / "llava_format" / "llava_textvqa_val_v051_ocr.jsonl")
-    dam = _jsonl(REALDATA / "textvqa" / "third_party_dam-qa" / "dam-qa_textvqa_val_updated.jsonl")
+    llava = read_jsonl(REALDATA / "textvqa" / "llava_format" / "llava_textvqa_val_v051_ocr.jsonl")
+    dam = read_jsonl(REALDATA / "textvqa" / "third_party_dam-qa" / "dam-qa_textvqa_val_updated.jsonl")
     d = root / "textvqa"
     jsonl, questions, annotations = [], [], []
     for lv, dm in zip(llava, dam, strict=True):
@@ -334,10 +310,8 @@ def build_textvqa_root(root: Path, keep_instruction: bool = False) -> list[dict]
         questions.append({"image_id": image_id, "question": dm["question"], "question_id": dm["question_id"]})
         annotations.append({"question_type": "what", "answer_type": "other", "image_id": image_id,
                             "question_id": dm["question_id"], "answers": dm["answer"]})  # fmt: skip
-    _write_jsonl(d / "textvqa_val_llava.jsonl", jsonl)
-    _write_json(d / "textvqa_val_questions.json", {"questions": questions})
-    _write_json(d / "textvqa_val_annotations.json", {"annotations": annotations})
-    _touch_images(root, jsonl)
+    names = ("textvqa_val_llava.jsonl", "textvqa_val_questions.json", "textvqa_val_annotations.json")
+    _write_official_vqa(root, d, names, jsonl, questions, annotations)
     return dam
 
 
@@ -361,7 +335,7 @@ def test_textvqa_val_ocr_variant(tmp_path: Path) -> None:
     ]
     assert "textvqa_val_llava.jsonl" in resolve("vqa-textvqa-val").notes[0]
     # the LLaVA file keys questions by image id: two questions of one image share it
-    llava = _jsonl(REALDATA / "textvqa" / "llava_format" / "llava_textvqa_val_v051_ocr.jsonl")
+    llava = read_jsonl(REALDATA / "textvqa" / "llava_format" / "llava_textvqa_val_v051_ocr.jsonl")
     assert Counter(r["question_id"] for r in llava)["831bcec304a17054"] == 2
 
 
@@ -382,7 +356,7 @@ def build_vizwiz_val_root(root: Path) -> list[dict]:
     file exists in shared/realdata: questions are real VizWiz questions (LLaVA test file, first line),
     question ids are image paths (as VizWiz test ids are), answers are made up in the VizWiz style
     ``{answer, answer_confidence}`` without an ``answer_id``."""
-    llava = _jsonl(REALDATA / "vizwiz" / "llava_format" / "llava_test.jsonl")[:4]
+    llava = read_jsonl(REALDATA / "vizwiz" / "llava_format" / "llava_test.jsonl")[:4]
     answer_sets = [
         ["unanswerable"] * 8 + ["blue"] * 2,
         ["soup"] * 6 + ["can of soup"] * 4,
@@ -399,10 +373,8 @@ def build_vizwiz_val_root(root: Path) -> list[dict]:
         annotations.append({"question_type": "other", "answer_type": "yes/no" if answers[0] == "no" else "other",
                             "image_id": qid, "question_id": qid,
                             "answers": [{"answer": a, "answer_confidence": "yes"} for a in answers]})  # fmt: skip
-    _write_jsonl(d / "vizwiz_val.jsonl", jsonl)
-    _write_json(d / "vizwiz_val_questions.json", {"questions": questions})
-    _write_json(d / "vizwiz_val_annotations.json", {"annotations": annotations})
-    _touch_images(root, jsonl)
+    names = ("vizwiz_val.jsonl", "vizwiz_val_questions.json", "vizwiz_val_annotations.json")
+    _write_official_vqa(root, d, names, jsonl, questions, annotations)
     return jsonl
 
 
@@ -422,10 +394,10 @@ def build_vizwiz_test_root(root: Path) -> list[dict]:
     """``vizwiz/vizwiz_test.jsonl`` from the real LLaVA ``llava_test.jsonl`` (TEST split) records: question
     = first line of the LLaVA text (LLaVA appends the two instruction lines), question_id = image path
     ``data/vizwiz/test/<file>`` as the table documents for the Qwen file."""
-    llava = _jsonl(REALDATA / "vizwiz" / "llava_format" / "llava_test.jsonl")
+    llava = read_jsonl(REALDATA / "vizwiz" / "llava_format" / "llava_test.jsonl")
     recs = [{"image": f"data/vizwiz/test/{r['image']}", "question": r["text"].split("\n")[0],
              "question_id": f"data/vizwiz/test/{r['image']}"} for r in llava]  # fmt: skip
-    _write_jsonl(root / "vizwiz" / "vizwiz_test.jsonl", recs)
+    write_jsonl(root / "vizwiz" / "vizwiz_test.jsonl", recs)
     _touch_images(root, recs)
     return llava
 
@@ -448,9 +420,9 @@ def test_vizwiz_test(tmp_path: Path) -> None:
 def test_vizwiz_test_integer_id_is_refused(tmp_path: Path) -> None:
     build_vizwiz_test_root(tmp_path)
     path = tmp_path / "vizwiz" / "vizwiz_test.jsonl"
-    recs = _jsonl(path)
+    recs = read_jsonl(path)
     recs[7]["question_id"] = 7  # LLaVA style; the submission needs the image path
-    _write_jsonl(path, recs)
+    write_jsonl(path, recs)
     with pytest.raises(DataError, match="image path as question_id") as err:
         normalize("vqa-vizwiz-test", tmp_path)
     assert f"{path}:8:" in str(err.value)
@@ -464,7 +436,7 @@ def build_docvqa_root(root: Path) -> list[dict]:
     given the ``data/docvqa/val/documents/`` prefix), and ``docvqa/val/val_v1.0.json`` in the official
     DocVQA layout with the same answers plus one GT question that has no jsonl record; ``test.jsonl``
     is the same questions without answers."""
-    src = _jsonl(REALDATA / "docvqa" / "third_party_dam-qa" / "val.jsonl")
+    src = read_jsonl(REALDATA / "docvqa" / "third_party_dam-qa" / "val.jsonl")
     d = root / "docvqa"
     val = [{"image": f"data/docvqa/val/documents/{r['image']}", "question": r["question"],
             "question_id": r["question_id"], "answer": r["answer"]} for r in src]  # fmt: skip
@@ -476,12 +448,12 @@ def build_docvqa_root(root: Path) -> list[dict]:
         for i, r in enumerate(src)
     ]  # fmt: skip
     data.append({**data[0], "questionId": 1, "question": "an extra GT question", "answers": ["x"]})
-    _write_jsonl(d / "val.jsonl", val)
-    _write_json(d / "val" / "val_v1.0.json",
+    write_jsonl(d / "val.jsonl", val)
+    write_json(d / "val" / "val_v1.0.json",
                 {"dataset_name": "docvqa", "dataset_version": "1.0", "dataset_split": "val", "data": data})
     test = [{"image": f"data/docvqa/test/documents/{r['image']}", "question": r["question"],
              "question_id": r["question_id"]} for r in src]  # fmt: skip
-    _write_jsonl(d / "test.jsonl", test)
+    write_jsonl(d / "test.jsonl", test)
     _touch_images(root, val + test)
     return src
 
@@ -521,16 +493,22 @@ def test_docvqa_question_missing_from_gt(tmp_path: Path) -> None:
 # --- ChartQA (real third-party files, verbatim) ---------------------------------------------------------------------
 
 
+def build_chartqa_root(root: Path, name: str) -> list[dict]:
+    """The real third-party ``chartqa/<name>.jsonl``, verbatim; dummy images. Returns its records."""
+    src_path = REALDATA / "chartqa" / "third_party_dam-qa" / f"{name}.jsonl"
+    d = root / "chartqa"
+    d.mkdir()
+    shutil.copy(src_path, d / f"{name}.jsonl")
+    src = read_jsonl(src_path)
+    for r in src:
+        touch(d / r["image"])
+    return src
+
+
 @needs_realdata
 @pytest.mark.parametrize("name", ["test_human", "test_augmented"])
 def test_chartqa_real_files(tmp_path: Path, name: str) -> None:
-    src_path = REALDATA / "chartqa" / "third_party_dam-qa" / f"{name}.jsonl"
-    d = tmp_path / "chartqa"
-    d.mkdir()
-    shutil.copy(src_path, d / f"{name}.jsonl")
-    src = _jsonl(src_path)
-    for r in src:
-        _touch(d / r["image"])
+    src = build_chartqa_root(tmp_path, name)
     table = normalize(f"vqa-chartqa-{name.replace('_', '-')}", tmp_path)
     df = table.to_pandas()
     assert len(df) == 50
@@ -555,11 +533,11 @@ def test_chartqa_malformed_line(tmp_path: Path) -> None:
 
 @needs_realdata
 def test_chartqa_answer_of_wrong_type(tmp_path: Path) -> None:
-    src = _jsonl(REALDATA / "chartqa" / "third_party_dam-qa" / "test_augmented.jsonl")
+    src = read_jsonl(REALDATA / "chartqa" / "third_party_dam-qa" / "test_augmented.jsonl")
     src[3]["answer"] = 47
-    path = _write_jsonl(tmp_path / "chartqa" / "test_augmented.jsonl", src)
+    path = write_jsonl(tmp_path / "chartqa" / "test_augmented.jsonl", src)
     for r in src:
-        _touch(tmp_path / "chartqa" / r["image"])
+        touch(tmp_path / "chartqa" / r["image"])
     with pytest.raises(DataError, match="'answer'") as err:
         normalize("vqa-chartqa-test-augmented", tmp_path)
     assert f"{path}:4:" in str(err.value)
@@ -573,7 +551,7 @@ def build_gqa_root(root: Path) -> list[dict]:
     ``llava_gqa_testdev_balanced.jsonl`` (question = first line of the text, string ids kept, image under
     ``data/gqa/images/``), and ``gqa/testdev_balanced_questions.json`` in the official layout for those
     ids (answers made up: yes/no questions -> "yes", others -> "table"; structural type accordingly)."""
-    llava = _jsonl(REALDATA / "gqa" / "llava_format" / "llava_gqa_testdev_balanced.jsonl")
+    llava = read_jsonl(REALDATA / "gqa" / "llava_format" / "llava_gqa_testdev_balanced.jsonl")
     recs, official = [], {}
     for r in llava:
         question = r["text"].split("\n")[0]
@@ -586,8 +564,8 @@ def build_gqa_root(root: Path) -> list[dict]:
             "fullAnswer": "-", "groups": {"global": None, "local": "x"}, "semantic": [], "entailed": [],
             "equivalent": [r["question_id"]], "annotations": {},
         }  # fmt: skip
-    _write_jsonl(root / "gqa" / "llava_gqa_testdev_balanced_qwen_format.jsonl", recs)
-    _write_json(root / "gqa" / "testdev_balanced_questions.json", official)
+    write_jsonl(root / "gqa" / "llava_gqa_testdev_balanced_qwen_format.jsonl", recs)
+    write_json(root / "gqa" / "testdev_balanced_questions.json", official)
     _touch_images(root, recs)
     return llava
 
@@ -609,10 +587,10 @@ def test_gqa_testdev(tmp_path: Path) -> None:
 def test_gqa_real_official_fixture(tmp_path: Path) -> None:
     """The real official-format GQA record (allennlp fixture) is read as the gold file."""
     shutil.copy(REALDATA / "gqa" / "official_format" / "allennlp_fixture_questions.json",
-                _write_json(tmp_path / "gqa" / "testdev_balanced_questions.json", {}))
+                write_json(tmp_path / "gqa" / "testdev_balanced_questions.json", {}))
     recs = [{"image": "data/gqa/images/n578564.jpg", "question": "What is hanging above the chalkboard?",
              "question_id": 202218649}]  # fmt: skip
-    _write_jsonl(tmp_path / "gqa" / "llava_gqa_testdev_balanced_qwen_format.jsonl", recs)
+    write_jsonl(tmp_path / "gqa" / "llava_gqa_testdev_balanced_qwen_format.jsonl", recs)
     _touch_images(tmp_path, recs)
     table = normalize("vqa-gqa-testdev", tmp_path)
     row = table.to_pylist()[0]
@@ -626,9 +604,9 @@ def test_gqa_real_official_fixture(tmp_path: Path) -> None:
 def test_gqa_unknown_question(tmp_path: Path) -> None:
     build_gqa_root(tmp_path)
     path = tmp_path / "gqa" / "llava_gqa_testdev_balanced_qwen_format.jsonl"
-    recs = _jsonl(path)
+    recs = read_jsonl(path)
     recs[11]["question_id"] = "999"
-    _write_jsonl(path, recs)
+    write_jsonl(path, recs)
     with pytest.raises(DataError, match="'999' is not in") as err:
         normalize("vqa-gqa-testdev", tmp_path)
     assert f"{path}:12:" in str(err.value)
@@ -648,7 +626,7 @@ def build_ocrvqa_root(root: Path, split: str) -> list[dict]:
         {"image": "data/ocrvqa/images/0312315422.jpg", "question": "Is this a comedy book?", "question_id": 12,
          "answer": ["No", "no"]},
     ]  # fmt: skip
-    _write_jsonl(root / "ocrvqa" / f"ocrvqa_{split}.jsonl", recs)
+    write_jsonl(root / "ocrvqa" / f"ocrvqa_{split}.jsonl", recs)
     _touch_images(root, recs)
     return recs
 
@@ -675,9 +653,9 @@ def test_ai2d_test(tmp_path: Path) -> None:
         {"image": "ai2d/images/1003.png", "question": q.format("What eats grass?", "cow", "fox"),
          "question_id": "ai2d/images/1003.png", "answer": "A"},
     ]  # fmt: skip
-    _write_jsonl(tmp_path / "ai2diagram" / "test.jsonl", recs)
+    write_jsonl(tmp_path / "ai2diagram" / "test.jsonl", recs)
     for r in recs:
-        _touch(tmp_path / "ai2diagram" / r["image"])
+        touch(tmp_path / "ai2diagram" / r["image"])
     table = normalize("vqa-ai2d-test", tmp_path)
     df = table.to_pandas()
     assert df["id"].tolist() == ["test:0", "test:1", "test:2"]
@@ -704,7 +682,7 @@ REF_RECORDS = [
 def build_refcoco_root(root: Path, stem: str) -> Path:
     """``refcoco/<stem>.jsonl`` {image, sent, bbox [x1, y1, x2, y2] px, width, height} (the Qwen-VL files
     are not in shared/realdata); COCO train2014 image names, made-up sentences and boxes."""
-    path = _write_jsonl(root / "refcoco" / f"{stem}.jsonl", REF_RECORDS)
+    path = write_jsonl(root / "refcoco" / f"{stem}.jsonl", REF_RECORDS)
     _touch_images(root, REF_RECORDS)
     return path
 
@@ -734,9 +712,9 @@ def test_refcoco_splits(tmp_path: Path, split: str) -> None:
 )  # fmt: skip
 def test_refcoco_malformed(tmp_path: Path, field: str, value: object, match: str) -> None:
     path = build_refcoco_root(tmp_path, "refcoco_testA")
-    recs = _jsonl(path)
+    recs = read_jsonl(path)
     recs[1][field] = value
-    _write_jsonl(path, recs)
+    write_jsonl(path, recs)
     with pytest.raises(DataError, match=match) as err:
         normalize("refcoco-testA", tmp_path)
     assert f"{path}:2:" in str(err.value) and repr(field) in str(err.value)

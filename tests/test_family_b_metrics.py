@@ -9,12 +9,13 @@ under test twice.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REALDATA, needs_realdata, touch
+from test_family_b_normalize import build_mme_root
 
 from internvl.data.bench_family_b import read_mmmu
 from internvl.data.benchmarks import normalize
@@ -38,24 +39,6 @@ from internvl.eval.metrics_family_b import (
     tiny_lvlm_correct,
 )
 from internvl.eval.registry import BENCHMARKS
-
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
 
 
 def test_every_family_b_benchmark_has_a_scorer() -> None:
@@ -92,13 +75,9 @@ def test_mme_postprocess_and_parse(response: str, parsed: str) -> None:
 
 def _mme_lavin(tmp_path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Real question files + the real LaVIN answers shipped with the MME tool (4th column), by line."""
-    d = tmp_path / "mme" / "Your_Results"
-    d.mkdir(parents=True)
+    build_mme_root(tmp_path)
     preds: dict[str, str] = {}
     for f in (REALDATA / "mme" / "Your_Results").glob("*.txt"):
-        shutil.copy(f, d / f.name)
-        for line in f.read_text(encoding="utf-8").splitlines():
-            _touch(tmp_path / "mme" / "images" / f.stem / line.split("\t")[0])
         filled = (REALDATA / "mme" / "example_filled_results_LaVIN" / f.name).read_text(encoding="utf-8")
         for k, line in enumerate(filled.splitlines()):
             preds[f"{f.stem}:{k}"] = line.split("\t")[3]
@@ -330,7 +309,7 @@ def _mathvista_data(tmp_path: Path) -> tuple[pd.DataFrame, dict]:
     shutil.copy(REALDATA / "mathvista" / "testmini.json", d / "testmini.json")
     (d / "query.json").write_text(json.dumps({pid: f"query {pid}" for pid in problems}))
     for p in problems.values():
-        _touch(d / p["image"])
+        touch(d / p["image"])
     return normalize("mathvista-testmini", tmp_path).to_pandas(), problems
 
 

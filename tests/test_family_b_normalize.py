@@ -14,11 +14,9 @@ real queries), SEED ``seed.jsonl`` + ``SEED-Bench.json`` (real question ids and 
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -27,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import REALDATA, jpeg_b64, needs_realdata, png_bytes, read_jsonl, touch
 from PIL import Image
 
 from internvl.data import bench_family_b
@@ -36,35 +35,8 @@ from internvl.errors import DataError
 from internvl.eval.prompts import build_question
 from internvl.eval.registry import BENCHMARKS, resolve
 
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
 FAMILY_B = ("mme", "mmbench-dev-cn", "mmbench-test-en", "mmbench-test-cn", "mmmu-dev", "mmmu-val", "mmmu-test",
             "scienceqa", "tiny_lvlm", "llava-bench", "mmvet", "mmvp", "mathvista-testmini", "mathvista-test", "seed")
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"not decoded by the normalizer")
-
-
-def _png(color: tuple[int, int, int] = (10, 20, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (4, 4), color).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_family_b_registered() -> None:
@@ -92,7 +64,7 @@ def build_mme_root(root: Path) -> Path:
     for f in (REALDATA / "mme" / "Your_Results").glob("*.txt"):
         shutil.copy(f, d / f.name)
         for line in f.read_text(encoding="utf-8").splitlines():
-            _touch(root / "mme" / "images" / f.stem / line.split("\t")[0])
+            touch(root / "mme" / "images" / f.stem / line.split("\t")[0])
     return root
 
 
@@ -150,12 +122,6 @@ MMB_HEADER = ["index", "question", "hint", "A", "B", "C", "D", "answer", "catego
               "l2-category", "comment", "split"]
 
 
-def _jpeg_b64(color: tuple[int, int, int]) -> str:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), color).save(buf, format="JPEG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def build_mmbench_tsv(path: Path, with_answer: bool) -> None:
     """An MMBench TSV in the header layout recorded in PROVENANCE.md (no CN/test copy is available):
     Chinese text as in the CN release, a rotated copy (index + 1e6), empty C/D cells; test files have
@@ -163,13 +129,13 @@ def build_mmbench_tsv(path: Path, with_answer: bool) -> None:
     header = MMB_HEADER if with_answer else [c for c in MMB_HEADER if c != "answer"]
     rows = [
         {"index": 7, "question": "图中有几只猫？", "hint": "", "A": "一只", "B": "两只", "C": "", "D": "", "answer": "B",
-         "category": "object_localization", "image": _jpeg_b64((200, 0, 0)), "source": "coco",
+         "category": "object_localization", "image": jpeg_b64((200, 0, 0))[0], "source": "coco",
          "l2-category": "coarse_perception", "comment": "", "split": "dev"},
         {"index": 1000007, "question": "图中有几只猫？", "hint": "", "A": "两只", "B": "一只", "C": "", "D": "",
-         "answer": "A", "category": "object_localization", "image": _jpeg_b64((0, 200, 0)), "source": "coco",
+         "answer": "A", "category": "object_localization", "image": jpeg_b64((0, 200, 0))[0], "source": "coco",
          "l2-category": "coarse_perception", "comment": "", "split": "dev"},
         {"index": 9, "question": "这是什么颜色？", "hint": "看图回答。\n只选一个。", "A": "红", "B": "绿", "C": "蓝",
-         "D": "黄", "answer": "C", "category": "attribute_recognition", "image": _jpeg_b64((0, 0, 200)),
+         "D": "黄", "answer": "C", "category": "attribute_recognition", "image": jpeg_b64((0, 0, 200))[0],
          "source": "coco", "l2-category": "finegrained_perception", "comment": "", "split": "dev"},
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,12 +187,12 @@ def _synthetic_mmmu(subject: str, split: str, k: int) -> dict:
     if k % 2:
         return {"id": rid, "question": "What is shown? <image 1>", "options": "['a cat', ' a dog ']",
                 "answer": "A" if split != "test" else "?", "question_type": "multiple-choice",
-                "image_1": {"bytes": _png((k, 0, 0)), "path": f"{rid}_1.png"}, "subfield": "x", "img_type": "['Photos']",
-                "topic_difficulty": "Easy"}
+                "image_1": {"bytes": png_bytes((k, 0, 0)), "path": f"{rid}_1.png"}, "subfield": "x",
+                "img_type": "['Photos']", "topic_difficulty": "Easy"}
     return {"id": rid, "question": "<image 1> Compute the ratio.", "options": "[]",
             "answer": "['24/7', '3.429']" if split != "test" else "?", "question_type": "open",
-            "image_1": {"bytes": _png((0, k, 0)), "path": f"{rid}_1.png"},
-            "image_2": {"bytes": _png((0, 0, k)), "path": f"{rid}_2.png"}, "subfield": "y", "img_type": "['Plots']",
+            "image_1": {"bytes": png_bytes((0, k, 0)), "path": f"{rid}_1.png"},
+            "image_2": {"bytes": png_bytes((0, 0, k)), "path": f"{rid}_2.png"}, "subfield": "y", "img_type": "['Plots']",
             "topic_difficulty": "Hard"}
 
 
@@ -333,7 +299,7 @@ def build_scienceqa_root(root: Path) -> tuple[Path, list[tuple[str, dict]]]:
     with (d / "scienceqa_test_img.jsonl").open("w", encoding="utf-8") as fh:
         for pid, p in recs:
             image = f"data/scienceqa/images/test/{pid}/image.png"
-            _touch(root / "scienceqa" / "images" / "test" / pid / "image.png")
+            touch(root / "scienceqa" / "images" / "test" / pid / "image.png")
             fh.write(json.dumps({"image": image, "hint": p["hint"], "question": p["question"],
                                  "choices": p["choices"], "answer": p["answer"]}) + "\n")
     return root, recs
@@ -359,7 +325,7 @@ def test_scienceqa(tmp_path: Path) -> None:
 
 def test_scienceqa_bad_answer_index(tmp_path: Path) -> None:
     d = tmp_path / "scienceqa"
-    _touch(d / "images" / "x.png")
+    touch(d / "images" / "x.png")
     rec = {"image": "images/x.png", "hint": "", "question": "Q?", "choices": ["a", "b"], "answer": 2}
     (d / "scienceqa_test_img.jsonl").write_text(json.dumps(dict(rec, answer=0)) + "\n" + json.dumps(rec) + "\n")
     with pytest.raises(DataError, match="answer index 2") as err:
@@ -387,7 +353,7 @@ def build_tiny_lvlm_root(root: Path) -> Path:
         (base / cat).mkdir(parents=True)
         (base / cat / "dataset.json").write_text(json.dumps(items))
         for it in items:
-            _touch(base / cat / it["image_path"])
+            touch(base / cat / it["image_path"])
     (base / "README_not_a_category").mkdir()  # folders without dataset.json are ignored, as the original
     return root
 
@@ -416,17 +382,23 @@ def test_tiny_lvlm_image_in_subfolder_is_refused(tmp_path: Path) -> None:
 # --- LLaVA-Bench (real files) ----------------------------------------------------------------------
 
 
-def build_llava_bench_root(root: Path) -> Path:
-    d = root / "llava-bench-in-the-wild"
+def _copy_real_files(src: Path, d: Path, names: tuple[str, ...]) -> None:
+    """The real files ``names`` from ``src`` into ``d``; the images that the first one (the questions)
+    names are copied from ``src/images`` when the samples have them, else placeholders."""
     (d / "images").mkdir(parents=True)
-    for name in ("questions.jsonl", "context.jsonl", "answers_gpt4.jsonl"):
-        shutil.copy(REALDATA / "llava_bench" / name, d / name)
-    for q in _jsonl(d / "questions.jsonl"):
-        src = REALDATA / "llava_bench" / "images" / q["image"]
-        if src.is_file():
-            shutil.copy(src, d / "images" / q["image"])
+    for name in names:
+        shutil.copy(src / name, d / name)
+    for q in read_jsonl(d / names[0]):
+        image = src / "images" / q["image"]
+        if image.is_file():
+            shutil.copy(image, d / "images" / q["image"])
         elif not (d / "images" / q["image"]).exists():
-            _touch(d / "images" / q["image"])
+            touch(d / "images" / q["image"])
+
+
+def build_llava_bench_root(root: Path) -> Path:
+    files = ("questions.jsonl", "context.jsonl", "answers_gpt4.jsonl")
+    _copy_real_files(REALDATA / "llava_bench", root / "llava-bench-in-the-wild", files)
     return root
 
 
@@ -434,8 +406,8 @@ def build_llava_bench_root(root: Path) -> Path:
 def test_llava_bench_real_files(tmp_path: Path) -> None:
     root = build_llava_bench_root(tmp_path)
     df = normalize("llava-bench", root).to_pandas()
-    questions = _jsonl(REALDATA / "llava_bench" / "questions.jsonl")
-    refs = _jsonl(REALDATA / "llava_bench" / "answers_gpt4.jsonl")
+    questions = read_jsonl(REALDATA / "llava_bench" / "questions.jsonl")
+    refs = read_jsonl(REALDATA / "llava_bench" / "answers_gpt4.jsonl")
     assert len(df) == 34 and df["id"].tolist() == [str(q["question_id"]) for q in questions]
     assert [a[0] for a in df["answers"]] == [r["text"] for r in refs]
     assert Counter(df["category"]) == {"complex": 15, "conv": 11, "detail": 8}
@@ -462,16 +434,7 @@ def test_llava_bench_reordered_references_are_refused(tmp_path: Path) -> None:
 
 
 def build_mmvet_root(root: Path) -> Path:
-    d = root / "mm-vet"
-    (d / "images").mkdir(parents=True)
-    for name in ("llava-mm-vet.jsonl", "mm-vet.json"):
-        shutil.copy(REALDATA / "mmvet" / name, d / name)
-    for q in _jsonl(d / "llava-mm-vet.jsonl"):
-        src = REALDATA / "mmvet" / "images" / q["image"]
-        if src.is_file():
-            shutil.copy(src, d / "images" / q["image"])
-        elif not (d / "images" / q["image"]).exists():
-            _touch(d / "images" / q["image"])
+    _copy_real_files(REALDATA / "mmvet", root / "mm-vet", ("llava-mm-vet.jsonl", "mm-vet.json"))
     return root
 
 
@@ -527,7 +490,7 @@ def build_mmvp_root(root: Path, extra_rows: list[list[str]] | None = None) -> Pa
         w.writerow(["lndex", "Question", "Options", "Correct Answer"])
         w.writerows(rows)
     for r in rows:
-        _touch(d / "MMVP Images" / f"{r[0]}.jpg")
+        touch(d / "MMVP Images" / f"{r[0]}.jpg")
     return root
 
 
@@ -600,7 +563,7 @@ def build_mathvista_root(root: Path) -> tuple[Path, dict]:
     shutil.copy(REALDATA / "mathvista" / "testmini.json", d / "testmini.json")
     (d / "query.json").write_text(json.dumps({pid: _mathvista_query(p) for pid, p in problems.items()}))
     for p in problems.values():
-        _touch(d / p["image"])
+        touch(d / p["image"])
     return root, problems
 
 
@@ -660,7 +623,7 @@ def build_seed_root(root: Path, n: int = 12) -> tuple[Path, list[dict]]:
         jsonl.append({"question_id": r["question_id"], "image": image, "answer": r["gt_answer"],
                       "text": f"Question {k}?\nA. one\nB. two\nC. three\nD. four\n"
                               "Answer with the option's letter from the given choices directly."})
-        _touch(root / "SEED" / image)
+        touch(root / "SEED" / image)
     d = root / "SEED"
     (d / "SEED-Bench.json").write_text(json.dumps({"question_type": SEED_TYPES, "questions": questions}))
     (d / "seed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in jsonl))
@@ -686,7 +649,7 @@ def test_seed(tmp_path: Path) -> None:
 def test_seed_unannotated_question(tmp_path: Path) -> None:
     root, _ = build_seed_root(tmp_path)
     f = root / "SEED" / "seed.jsonl"
-    recs = _jsonl(f)
+    recs = read_jsonl(f)
     recs[2]["question_id"] = "999999999"
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(DataError, match="not in") as err:

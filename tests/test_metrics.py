@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REALDATA, needs_realdata, read_jsonl
+from test_benchmarks_normalize import build_pope_root
 
 from internvl.data.benchmarks import normalize
 from internvl.eval.metrics import (
@@ -31,24 +31,6 @@ from internvl.eval.postprocess import (
     vqa_process_punctuation,
 )
 from internvl.eval.registry import BENCHMARKS, resolve
-
-
-def _realdata() -> Path:
-    env = os.environ.get("INTERNVL_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "realdata" if (base / "realdata").is_dir() else base
-
-
-REALDATA = _realdata()
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "PROVENANCE.md").is_file(),
-    reason=f"shared real-data samples not found at {REALDATA} (set INTERNVL_SHARED to the shared/ folder)",
-)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
 
 # --- MC post-process -------------------------------------------------------------------------------
 
@@ -191,17 +173,10 @@ def test_pope_yes_no(text: str, expected: str) -> None:
 
 @needs_realdata
 def test_pope_llava_answers_against_real_labels(tmp_path: Path) -> None:
-    pope = tmp_path / "pope"
-    (pope / "coco").mkdir(parents=True)
-    shutil.copy(REALDATA / "pope" / "llava_pope_test.jsonl", pope)
-    for s in ("adversarial", "popular", "random"):
-        shutil.copy(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json", pope / "coco")
-    questions = _jsonl(pope / "llava_pope_test.jsonl")
-    for q in questions:
-        (pope / "val2014").mkdir(exist_ok=True)
-        (pope / "val2014" / q["image"]).write_bytes(b"x")
+    build_pope_root(tmp_path)
+    questions = read_jsonl(tmp_path / "pope" / "llava_pope_test.jsonl")
     data = normalize("pope", tmp_path).to_pandas()
-    answers = _jsonl(REALDATA / "pope" / "reference_outputs" / "llava-v1.5-13b_answers.jsonl")
+    answers = read_jsonl(REALDATA / "pope" / "reference_outputs" / "llava-v1.5-13b_answers.jsonl")
     predictions = {str(a["question_id"]): a["text"] for a in answers}
 
     # independent expectation: labels straight from the label files (k-th question <-> k-th line),
@@ -212,7 +187,7 @@ def test_pope_llava_answers_against_real_labels(tmp_path: Path) -> None:
     res = score("pope", data, predictions)
     m = res["metrics"]
     for s in ("adversarial", "popular", "random"):
-        labels = [r["label"] for r in _jsonl(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json")]
+        labels = [r["label"] for r in read_jsonl(REALDATA / "pope" / "coco" / f"coco_pope_{s}.json")]
         preds = [by_qid[q["question_id"]] for q in questions if q["category"] == s]
         # the label files are longer than this sample; like the original, the first len(preds) lines pair up
         pairs = list(zip(preds, labels[: len(preds)], strict=True))

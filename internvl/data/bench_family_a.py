@@ -41,7 +41,7 @@ from typing import Any
 import pyarrow as pa
 
 from internvl.data.io import iter_jsonl, load_json, require
-from internvl.data.schema import options_json, table_from_rows
+from internvl.data.schema import table_from_rows
 from internvl.errors import DataError
 
 VQA_INSTRUCTION = "Answer the question using a single word or phrase."
@@ -50,19 +50,6 @@ VIZWIZ_TEST_PREFIX = "data/vizwiz/test/"
 
 
 # --- small shared pieces -------------------------------------------------------------------------------
-
-
-def _row(rid: str, image: str | None, question: str, answers: list[str], **extra: Any) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "image_path": image,
-        "image_bytes": None,
-        "question": question,
-        "hint": None,
-        "options": options_json(None),
-        "answers": answers,
-        **extra,
-    }
 
 
 def _id_value(value: Any, src: Path, line: int | None, field: str) -> int | str:
@@ -79,6 +66,11 @@ def _answer_list(value: Any, src: Path, line: int | None, field: str = "answer")
     if isinstance(value, list) and value and all(isinstance(a, str) for a in value):
         return list(value)
     raise DataError(src, f"expected a string or a non-empty list of strings, got {value!r}", line=line, field=field)
+
+
+def _id_parser(int_ids: bool) -> Callable[[Any, Path, int | None, str], int | str]:
+    """How question ids are read: integers only, or (``int_ids=False``) integers or non-empty strings."""
+    return _int_id if int_ids else _id_value
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -106,6 +98,12 @@ def _auto_ids(path: Path, records: Sequence[tuple[int, dict[str, Any]]], notes: 
     return [f"{path.stem}:{i}" for i in range(len(records))]
 
 
+def _auto_id_records(path: Path, notes: list[str]) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(row id, line, record)`` for every record of a jsonl, with the ids of :func:`_auto_ids`."""
+    records = _records(path)
+    return [(rid, line, rec) for rid, (line, rec) in zip(_auto_ids(path, records, notes), records, strict=True)]
+
+
 def _raw_qid(rec: dict[str, Any]) -> str | None:
     value = rec.get("question_id")
     return None if value is None else str(value)
@@ -121,23 +119,15 @@ def read_coco_format_captions(ann_path: Path, data_root: Path, image_root: str, 
     ``image`` when there is no ``file_name``) and the GT given to ``COCO()``, as in the original.
     """
     ann_path = Path(ann_path)
-    doc = load_json(ann_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise DataError(ann_path, "expected a COCO-format object with an 'images' list", field="images")
+    doc = _load_listing(ann_path, "images", "a COCO-format object with an 'images' list")
     refs = _coco_gt_captions(ann_path)
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     cache: dict[str, bool] = {}
-    for k, im in enumerate(doc["images"]):
-        where = f"images[{k}]"
-        if not isinstance(im, dict):
-            raise DataError(ann_path, "expected an object", field=where)
+    for k, where, im in _objects(ann_path, doc["images"], "images"):
         image_id = _int_id(im.get("id"), ann_path, None, f"{where}.id")
         key = "file_name" if "file_name" in im else "image"
-        rid = str(image_id)
-        if rid in seen:
-            raise DataError(ann_path, f"duplicate image id {image_id} (also at images[{seen[rid]}])", field=f"{where}.id")
-        seen[rid] = k
+        rid = _unique_image_id(seen, image_id, k, ann_path, "images", f"{where}.id")
         rel = resolve_image(im.get(key), data_root, (image_root,), ann_path, None, field=f"{where}.{key}", cache=cache)
         captions = refs.get(image_id)
         if not captions:
@@ -195,40 +185,19 @@ def _load_official_vqa(
     """Question and annotation records keyed by question id. ``int_ids=False`` also allows string ids
     (VizWiz conversions key questions by image path); ids are compared by ``==`` as the VQA API does."""
 
-    def parse(value: Any, path: Path, field: str) -> int | str:
-        return _int_id(value, path, None, field) if int_ids else _id_value(value, path, None, field)
-
     out: list[dict[Any, dict]] = []
     for path, key in ((Path(questions_path), "questions"), (Path(annotations_path), "annotations")):
-        doc = load_json(path)
-        if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
-            raise DataError(path, f"expected an object with a {key!r} list", field=key)
-        by_id: dict[Any, dict] = {}
-        for k, rec in enumerate(doc[key]):
-            where = f"{key}[{k}]"
-            if not isinstance(rec, dict):
-                raise DataError(path, "expected an object", field=where)
-            qid = parse(rec.get("question_id"), path, f"{where}.question_id")
-            if qid in by_id:
-                raise DataError(path, f"duplicate question_id {qid!r}", field=f"{where}.question_id")
-            by_id[qid] = rec
-        out.append(by_id)
+        doc = _load_listing(path, key, f"an object with a {key!r} list")
+        out.append(_index_by_id(path, doc[key], key, parse=_id_parser(int_ids)))
     return out[0], out[1]
 
 
 def _official_gold(ann: dict, path: Path, qid: Any) -> dict[str, Any]:
     """Fields VQAEval reads: answers (records with a string ``answer``), question_type, answer_type."""
     where = f"annotations[question_id={qid!r}]"
-    answers = ann.get("answers")
-    if not isinstance(answers, list) or not answers:
-        raise DataError(path, "expected a non-empty list", field=f"{where}.answers")
-    texts, metas = [], []
-    for j, a in enumerate(answers):
-        if not isinstance(a, dict) or not isinstance(a.get("answer"), str):
-            raise DataError(path, "expected {'answer': str, ...}", field=f"{where}.answers[{j}]")
-        texts.append(a["answer"])
-        metas.append(json.dumps({k: v for k, v in a.items() if k != "answer"}, sort_keys=True, ensure_ascii=False))
-    out: dict[str, Any] = {"answers": texts, "answer_meta": metas}
+    answers = _answer_records(ann, path, where)
+    metas = [json.dumps({k: v for k, v in a.items() if k != "answer"}, sort_keys=True, ensure_ascii=False) for a in answers]
+    out: dict[str, Any] = {"answers": [a["answer"] for a in answers], "answer_meta": metas}
     for key in ("question_type", "answer_type"):  # VQAEval indexes both for its per-type tables
         if not isinstance(ann.get(key), str):
             raise DataError(path, "missing or not a string (the VQA evaluator needs it)", field=f"{where}.{key}")
@@ -262,15 +231,11 @@ def read_vqa_official(
     cache: dict[str, bool] = {}
     n_not10 = n_dup_records = 0
     for line, rec in _records(jsonl):
-        raw = require(rec, "question_id", jsonl, line)
-        qid = _int_id(raw, jsonl, line, "question_id") if int_ids else _id_value(raw, jsonl, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, jsonl, line, "question_id")
-        question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
-        for doc, name in ((questions, questions_path), (annotations, annotations_path)):
-            if qid not in doc:
-                raise DataError(jsonl, f"question_id {qid!r} is not in {name}", line=line, field="question_id")
+        qid, rid, question, image = _qwen_question(
+            rec, jsonl, line, seen, data_root, image_bases, cache, parse=_id_parser(int_ids)
+        )
+        _require_listed(qid, questions, questions_path, jsonl, line)
+        _require_listed(qid, annotations, annotations_path, jsonl, line)
         gold = _official_gold(annotations[qid], annotations_path, qid)
         q_image = questions[qid].get("image_id")
         if q_image is not None and str(q_image) != gold["image_id"]:
@@ -368,12 +333,9 @@ def read_server_split(
     cache: dict[str, bool] = {}
     with_answer = 0
     for line, rec in _records(jsonl):
-        raw = require(rec, "question_id", jsonl, line)
-        qid = _int_id(raw, jsonl, line, "question_id") if int_ids else _id_value(raw, jsonl, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, jsonl, line, "question_id")
-        question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
+        qid, rid, question, image = _qwen_question(
+            rec, jsonl, line, seen, data_root, image_bases, cache, parse=_id_parser(int_ids)
+        )
         extra: dict[str, Any] = {}
         if submission_prefix is not None:
             if not isinstance(qid, str):
@@ -423,27 +385,19 @@ DOCVQA_EXTRA: dict[str, pa.DataType] = {"question_types": pa.list_(pa.string())}
 
 
 def _docvqa_gt(gt_path: Path) -> dict[int, dict]:
-    doc = load_json(gt_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise DataError(gt_path, "expected an object with a 'data' list", field="data")
+    doc = _load_listing(gt_path, "data", "an object with a 'data' list")
     if "dataset_name" not in doc:  # the evaluator's validate_data refuses such a file
         raise DataError(gt_path, "missing (the ANLS evaluator refuses a GT file without it)", field="dataset_name")
-    out: dict[int, dict] = {}
-    for k, rec in enumerate(doc["data"]):
-        where = f"data[{k}]"
-        if not isinstance(rec, dict):
-            raise DataError(gt_path, "expected an object", field=where)
-        qid = _int_id(rec.get("questionId"), gt_path, None, f"{where}.questionId")
-        if qid in out:
-            raise DataError(gt_path, f"duplicate questionId {qid}", field=f"{where}.questionId")
+
+    def check(rec: dict[str, Any], where: str) -> None:
         answers = rec.get("answers")
         if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
             raise DataError(gt_path, "expected a non-empty list of strings", field=f"{where}.answers")
         qtypes = rec.get("question_types")
         if qtypes is not None and not (isinstance(qtypes, list) and all(isinstance(t, str) for t in qtypes)):
             raise DataError(gt_path, "expected a list of strings", field=f"{where}.question_types")
-        out[qid] = rec
-    return out
+
+    return _index_by_id(gt_path, doc["data"], "data", id_key="questionId", check=check)
 
 
 def normalize_docvqa_val(data_root: Path) -> pa.Table:
@@ -457,16 +411,10 @@ def normalize_docvqa_val(data_root: Path) -> pa.Table:
     cache: dict[str, bool] = {}
     differs = 0
     for line, rec in _records(jsonl):
-        qid = _int_id(require(rec, "question_id", jsonl, line), jsonl, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, jsonl, line, "question_id")
-        question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(
-            require(rec, "image", jsonl, line), root, ("docvqa", "docvqa/val", "docvqa/val/documents"), jsonl, line,
-            cache=cache,
+        qid, rid, question, image = _qwen_question(
+            rec, jsonl, line, seen, root, ("docvqa", "docvqa/val", "docvqa/val/documents"), cache
         )
-        if qid not in gt:
-            raise DataError(jsonl, f"question_id {qid} is not in {gt_path}", line=line, field="question_id")
+        _require_listed(qid, gt, gt_path, jsonl, line)
         if "answer" in rec and _answer_list(rec["answer"], jsonl, line) != gt[qid]["answers"]:
             differs += 1
         rows.append(_row(rid, image, question, list(gt[qid]["answers"]), question_types=gt[qid].get("question_types")))
@@ -493,14 +441,12 @@ def read_qwen_answered(
 ) -> pa.Table:
     """``{image, question, question_id, answer}`` records whose ``answer`` (string or list) is the gold."""
     jsonl = Path(jsonl)
-    records = _records(jsonl)
     notes: list[str] = []
-    ids = _auto_ids(jsonl, records, notes)
     rows: list[dict[str, Any]] = []
     cache: dict[str, bool] = {}
-    for rid, (line, rec) in zip(ids, records, strict=True):
+    for rid, line, rec in _auto_id_records(jsonl, notes):
         question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
+        image = _record_image(rec, jsonl, line, data_root, image_bases, cache)
         answers = _answer_list(require(rec, "answer", jsonl, line), jsonl, line)
         extra = {"question_id": _raw_qid(rec), **(extra_fn(image) if extra_fn else {})}
         rows.append(_row(rid, image, question, answers, **extra))
@@ -581,14 +527,11 @@ def normalize_gqa_testdev(data_root: Path) -> pa.Table:
     cache: dict[str, bool] = {}
     int_ids = differs = 0
     for line, rec in _records(jsonl):
-        raw = _id_value(require(rec, "question_id", jsonl, line), jsonl, line, "question_id")
+        raw, rid = _unique_qid(rec, jsonl, line, seen, parse=_id_value)
         int_ids += isinstance(raw, int)
-        rid = str(raw)
-        _check_unique(seen, rid, jsonl, line, "question_id")
-        if rid not in official:
-            raise DataError(jsonl, f"question_id {rid!r} is not in {official_path}", line=line, field="question_id")
+        _require_listed(rid, official, official_path, jsonl, line)
         question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), root, ("gqa", "gqa/images"), jsonl, line, cache=cache)
+        image = _record_image(rec, jsonl, line, root, ("gqa", "gqa/images"), cache)
         gold = official[rid]
         if "answer" in rec and _answer_list(rec["answer"], jsonl, line) != [gold["answer"]]:
             differs += 1
@@ -649,15 +592,13 @@ def _pixels(rec: dict[str, Any], field: str, src: Path, line: int) -> int:
 def read_refcoco(jsonl: Path, data_root: Path, image_bases: Sequence[str]) -> pa.Table:
     """``{image, sent, bbox [x1, y1, x2, y2] in pixels, width, height}`` per line; question = ``sent``."""
     jsonl = Path(jsonl)
-    records = _records(jsonl)
     notes: list[str] = []
-    ids = _auto_ids(jsonl, records, notes)
     rows: list[dict[str, Any]] = []
     cache: dict[str, bool] = {}
     degenerate = outside = 0
-    for rid, (line, rec) in zip(ids, records, strict=True):
+    for rid, line, rec in _auto_id_records(jsonl, notes):
         sent = _nonempty_str(rec, "sent", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
+        image = _record_image(rec, jsonl, line, data_root, image_bases, cache)
         bbox = require(rec, "bbox", jsonl, line, list)
         if len(bbox) != 4 or not all(_number(v) for v in bbox):
             raise DataError(jsonl, f"expected 4 finite numbers [x1, y1, x2, y2], got {bbox!r}", line=line, field="bbox")
@@ -709,10 +650,19 @@ NORMALIZERS: dict[str, Callable[[Path], pa.Table]] = {
 # end to register NORMALIZERS, so whichever of the two is imported first, the other finds what it needs.
 from internvl.data.benchmarks import (  # noqa: E402
     CAPTION_EXTRA,
-    _check_unique,
+    _answer_records,
     _coco_gt_captions,
+    _index_by_id,
     _int_id,
+    _load_listing,
     _nonempty_str,
+    _objects,
+    _qwen_question,
+    _record_image,
+    _require_listed,
+    _row,
+    _unique_image_id,
+    _unique_qid,
     _with_notes,
     resolve_image,
     table_notes,

@@ -56,14 +56,21 @@ from internvl.data import benchmarks as _base  # noqa: E402
 from internvl.data.benchmarks import (  # noqa: E402
     _check_unique,
     _int_id,
+    _load_json_list,
+    _load_listing,
     _nonempty_str,
+    _objects,
+    _record_image,
+    _require_listed,
+    _row,
+    _unique_qid,
     _with_notes,
     read_mmbench_tsv,
     resolve_image,
     table_notes,
 )
 from internvl.data.io import iter_jsonl, load_json, require  # noqa: E402
-from internvl.data.schema import options_json, table_from_rows  # noqa: E402
+from internvl.data.schema import table_from_rows  # noqa: E402
 from internvl.errors import DataError  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -131,20 +138,9 @@ def read_mme(results_dir: Path, data_root: Path, image_base: str = "mme/images")
                 if k % 2 == 1 and img != rows[-1]["image_name"]:
                     raise DataError(path, f"line {line} ({img!r}) does not share the image of line {line - 1} "
                                           f"({rows[-1]['image_name']!r}); acc+ pairs consecutive lines", line=line)
-                rows.append({
-                    "id": f"{subtask}:{k}",
-                    "image_path": resolve_image(img, data_root, (f"{image_base}/{subtask}",), path, line,
-                                                cache=cache),
-                    "image_bytes": None,
-                    "question": question,
-                    "hint": None,
-                    "options": options_json(None),
-                    "answers": [gt],
-                    "category": subtask,
-                    "eval_type": eval_type,
-                    "image_name": img,
-                    "pair_index": k // 2,
-                })
+                image = resolve_image(img, data_root, (f"{image_base}/{subtask}",), path, line, cache=cache)
+                rows.append(_row(f"{subtask}:{k}", image, question, [gt], category=subtask, eval_type=eval_type,
+                                 image_name=img, pair_index=k // 2))
             if len(lines) % 2:
                 raise DataError(path, f"{len(lines)} lines: the last image has one question, but every MME "
                                       "image has two (calculation.py asserts pairs)", line=len(lines))
@@ -305,21 +301,17 @@ def read_mmmu(mmmu_dir: Path, split: str, subjects: Sequence[str] = MMMU_SUBJECT
                     answers = _mmmu_open_gold(answer)
                 if gold_dict is not None:
                     _mmmu_cross_check(gold_dict, answer_dict, rid, qtype, answers)
-                rows.append({
-                    "id": rid,
-                    "image_path": None,
-                    "image_bytes": image["bytes"],
-                    "question": question,
-                    "hint": None,
-                    "options": options_json(options),
-                    "answers": answers,
-                    "subject": subject,
-                    "question_type": qtype,
-                    "subfield": rec.get("subfield"),
-                    "img_type": rec.get("img_type"),
-                    "topic_difficulty": rec.get("topic_difficulty"),
-                    "num_images": n_images,
-                })
+                rows.append(_row(
+                    rid, None, question, answers,
+                    image_bytes=image["bytes"],
+                    options=options,
+                    subject=subject,
+                    question_type=qtype,
+                    subfield=rec.get("subfield"),
+                    img_type=rec.get("img_type"),
+                    topic_difficulty=rec.get("topic_difficulty"),
+                    num_images=n_images,
+                ))
     if not rows:
         raise DataError(mmmu_dir, f"no {split} records")
     if multi_image:
@@ -382,17 +374,9 @@ def read_scienceqa(jsonl: Path, data_root: Path, image_bases: Sequence[str] = ("
         answer = require(rec, "answer", jsonl, line, int)
         if isinstance(answer, bool) or not 0 <= answer < len(choices):
             raise DataError(jsonl, f"answer index {answer!r} outside 0..{len(choices) - 1}", line=line, field="answer")
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
-        rows.append({
-            "id": rid,
-            "image_path": image,
-            "image_bytes": None,
-            "question": question,
-            "hint": hint if hint else None,
-            "options": options_json({letters[i]: c for i, c in enumerate(choices)}),
-            "answers": [letters[answer]],
-            "answer_index": answer,
-        })
+        image = _record_image(rec, jsonl, line, data_root, image_bases, cache)
+        rows.append(_row(rid, image, question, [letters[answer]], hint=hint if hint else None,
+                         options={letters[i]: c for i, c in enumerate(choices)}, answer_index=answer))
     if not rows:
         raise DataError(jsonl, "no records")
     return table_from_rows(rows, SCIENCEQA_EXTRA)
@@ -429,13 +413,7 @@ def read_tiny_lvlm(root: Path, data_root: Path) -> pa.Table:
     cache: dict[str, bool] = {}
     for d in dirs:
         path = d / "dataset.json"
-        items = load_json(path)
-        if not isinstance(items, list):
-            raise DataError(path, f"expected a JSON list, got {type(items).__name__}")
-        for k, item in enumerate(items):
-            where = f"[{k}]"
-            if not isinstance(item, dict):
-                raise DataError(path, "expected an object", field=where)
+        for k, where, item in _objects(path, _load_json_list(path)):
             image = item.get("image_path")
             if not isinstance(image, str) or not image:
                 raise DataError(path, f"expected a non-empty string, got {image!r}", field=f"{where}.image_path")
@@ -452,17 +430,9 @@ def read_tiny_lvlm(root: Path, data_root: Path) -> pa.Table:
             if not isinstance(gts, list) or not gts or not all(isinstance(g, str) for g in gts):
                 raise DataError(path, f"expected a string or a non-empty list of strings, got "
                                       f"{item.get('gt_answers')!r}", field=f"{where}.gt_answers")
-            rows.append({
-                "id": f"{d.name}:{k}",
-                "image_path": resolve_image(image, data_root, (f"{rel_root}/{d.name}",), path, None,
-                                            field=f"{where}.image_path", cache=cache),
-                "image_bytes": None,
-                "question": question,
-                "hint": None,
-                "options": options_json(None),
-                "answers": gts,
-                "category": category,
-            })
+            rel = resolve_image(image, data_root, (f"{rel_root}/{d.name}",), path, None, field=f"{where}.image_path",
+                                cache=cache)
+            rows.append(_row(f"{d.name}:{k}", rel, question, gts, category=category))
     notes = []
     missing = [c for c in TINY_LVLM_CATEGORIES if c not in {r["category"] for r in rows}]
     if missing:
@@ -504,9 +474,7 @@ def read_llava_bench(d: Path, data_root: Path) -> pa.Table:
     cache: dict[str, bool] = {}
     rel = os.path.relpath(d, data_root).replace(os.sep, "/")
     for k, (line, rec) in enumerate(iter_jsonl(qfile)):
-        qid = _int_id(require(rec, "question_id", qfile, line), qfile, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, qfile, line, "question_id")
+        qid, rid = _unique_qid(rec, qfile, line, seen)
         text = _nonempty_str(rec, "text", qfile, line)
         category = require(rec, "category", qfile, line, str)
         if category not in LLAVA_BENCH_CATEGORIES:
@@ -524,18 +492,8 @@ def read_llava_bench(d: Path, data_root: Path) -> pa.Table:
             raise DataError(afile, f"line {ref_line} answers question {ref_qid}, but {qfile}:{line} is question "
                                    f"{qid} (the review pairs them by order)", line=ref_line, field="question_id")
         ref_text = require(ref, "text", afile, ref_line, str)
-        rows.append({
-            "id": rid,
-            "image_path": image,
-            "image_bytes": None,
-            "question": text,
-            "hint": None,
-            "options": options_json(None),
-            "answers": [ref_text],
-            "category": category,
-            "caption": captions[image_raw],
-            "reference_answer_id": str(ref.get("answer_id", ref_qid)),
-        })
+        rows.append(_row(rid, image, text, [ref_text], category=category, caption=captions[image_raw],
+                         reference_answer_id=str(ref.get("answer_id", ref_qid))))
     if not rows:
         raise DataError(qfile, "no records")
     notes = []
@@ -572,9 +530,7 @@ def read_mmvet(jsonl: Path, gold_json: Path, data_root: Path, image_bases: Seque
     seen: dict[str, int] = {}
     cache: dict[str, bool] = {}
     for line, rec in iter_jsonl(jsonl):
-        qid = _int_id(require(rec, "question_id", jsonl, line), jsonl, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, jsonl, line, "question_id")
+        qid, rid = _unique_qid(rec, jsonl, line, seen)
         text = _nonempty_str(rec, "text", jsonl, line)
         image_raw = require(rec, "image", jsonl, line, str)
         key = f"v1_{qid}"
@@ -590,18 +546,9 @@ def read_mmvet(jsonl: Path, gold_json: Path, data_root: Path, image_bases: Seque
         if entry["question"] != text or entry["imagename"] != image_raw:
             raise DataError(jsonl, f"question/image differ from {gold_json} {key} ({entry['question']!r}, "
                                    f"{entry['imagename']!r})", line=line)
-        rows.append({
-            "id": rid,
-            "image_path": resolve_image(image_raw, data_root, image_bases, jsonl, line, cache=cache),
-            "image_bytes": None,
-            "question": text,
-            "hint": None,
-            "options": options_json(None),
-            "answers": [entry["answer"]],
-            "mmvet_key": key,
-            "capability": caps,
-            "category": rec.get("category"),
-        })
+        image = resolve_image(image_raw, data_root, image_bases, jsonl, line, cache=cache)
+        rows.append(_row(rid, image, text, [entry["answer"]], mmvet_key=key, capability=caps,
+                         category=rec.get("category")))
     if not rows:
         raise DataError(jsonl, "no records")
     notes = []
@@ -671,17 +618,7 @@ def read_mmvp(csv_path: Path, data_root: Path, image_dir: str = "MMVP/MMVP Image
                                           f"{sorted(options)}", line=line, field="Correct Answer")
             image = resolve_image(f"{rec['lndex']}.jpg", data_root, (image_dir,), csv_path, line, field="lndex",
                                   cache=cache)
-            rows.append({
-                "id": rid,
-                "image_path": image,
-                "image_bytes": None,
-                "question": rec["Question"],
-                "hint": None,
-                "options": options_json(options),
-                "answers": [gold],
-                "mmvp_index": idx,
-                "pair_index": k // 2,
-            })
+            rows.append(_row(rid, image, rec["Question"], [gold], options=options, mmvp_index=idx, pair_index=k // 2))
     if not rows:
         raise DataError(csv_path, "no records")
     notes = []
@@ -778,22 +715,17 @@ def read_mathvista(problems: Path, data_root: Path, queries: Path | None = None,
         skills = meta.get("skills") or []
         image = resolve_image(rec.get("image"), data_root, (image_base,), problems, None, field=f"{key}.image",
                               cache=cache)
-        rows.append({
-            "id": key,
-            "image_path": image,
-            "image_bytes": None,
-            "question": query,
-            "hint": None,
-            "options": options_json(options),
-            "answers": answers,
-            "question_type": qtype,
-            "answer_type": atype,
-            "precision": None if precision is None else float(precision),
-            "unit": rec.get("unit"),
-            "problem": rec.get("question"),
+        rows.append(_row(
+            key, image, query, answers,
+            options=options,
+            question_type=qtype,
+            answer_type=atype,
+            precision=None if precision is None else float(precision),
+            unit=rec.get("unit"),
+            problem=rec.get("question"),
             **{k: (None if meta.get(k) is None else str(meta.get(k))) for k in MATHVISTA_META_KEYS},
-            "skills": [str(s) for s in skills],
-        })
+            skills=[str(s) for s in skills],
+        ))
     if not rows:
         raise DataError(problems, "no records")
     notes = []
@@ -823,9 +755,7 @@ SEED_EXTRA: dict[str, pa.DataType] = {
 
 
 def _seed_annotation(path: Path) -> tuple[dict[str, dict[str, Any]], dict[int, str]]:
-    doc = load_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("questions"), list):
-        raise DataError(path, "expected an object with a 'questions' list", field="questions")
+    doc = _load_listing(path, "questions", "an object with a 'questions' list")
     qtypes = doc.get("question_type")
     if not isinstance(qtypes, dict):
         raise DataError(path, "expected an object {name: id}", field="question_type")
@@ -867,26 +797,15 @@ def read_seed(jsonl: Path, annotation: Path, data_root: Path, image_bases: Seque
         rid = str(qid)
         _check_unique(seen, rid, jsonl, line, "question_id")
         text = _nonempty_str(rec, "text", jsonl, line)
-        if rid not in anno:
-            raise DataError(jsonl, f"question_id {rid!r} is not in {annotation}", line=line, field="question_id")
+        _require_listed(rid, anno, annotation, jsonl, line)
         q = anno[rid]
         if "answer" in rec and rec["answer"] != q["answer"]:
             mismatched.append(rid)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
+        image = _record_image(rec, jsonl, line, data_root, image_bases, cache)
         options = {L: q[f"choice_{L.lower()}"] for L in "ABCD" if isinstance(q.get(f"choice_{L.lower()}"), str)}
         tid = int(q["question_type_id"])
-        rows.append({
-            "id": rid,
-            "image_path": image,
-            "image_bytes": None,
-            "question": text,
-            "hint": None,
-            "options": options_json(options),
-            "answers": [q["answer"]],
-            "question_type_id": tid,
-            "question_type": names[tid],
-            "data_type": q.get("data_type"),
-        })
+        rows.append(_row(rid, image, text, [q["answer"]], options=options, question_type_id=tid,
+                         question_type=names[tid], data_type=q.get("data_type")))
     if not rows:
         raise DataError(jsonl, "no records")
     notes = []

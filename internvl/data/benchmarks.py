@@ -29,7 +29,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,137 @@ def _nonempty_str(rec: dict[str, Any], field: str, src: Path, line: int | None) 
     return value
 
 
+IdParser = Callable[[Any, Path, int | None, str], Any]  # _int_id, or bench_family_a._id_value
+
+
+def _row(
+    rid: str,
+    image: str | None,
+    question: str,
+    answers: list[str],
+    *,
+    image_bytes: bytes | None = None,
+    hint: str | None = None,
+    options: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One normalized row: the core columns of :mod:`internvl.data.schema`, then the ``extra`` ones."""
+    return {
+        "id": rid,
+        "image_path": image,
+        "image_bytes": image_bytes,
+        "question": question,
+        "hint": hint,
+        "options": options_json(options),
+        "answers": answers,
+        **extra,
+    }
+
+
+def _unique_qid(
+    rec: dict[str, Any], src: Path, line: int, seen: dict[str, int], parse: IdParser = _int_id
+) -> tuple[Any, str]:
+    """The record's ``question_id`` as ``parse`` reads it, and its string form (checked unique in ``seen``)."""
+    qid = parse(require(rec, "question_id", src, line), src, line, "question_id")
+    rid = str(qid)
+    _check_unique(seen, rid, src, line, "question_id")
+    return qid, rid
+
+
+def _record_image(
+    rec: dict[str, Any], src: Path, line: int, data_root: Path, bases: Sequence[str], cache: dict[str, bool]
+) -> str:
+    """The record's ``image``, resolved by :func:`resolve_image`."""
+    return resolve_image(require(rec, "image", src, line), data_root, bases, src, line, cache=cache)
+
+
+def _qwen_question(
+    rec: dict[str, Any],
+    src: Path,
+    line: int,
+    seen: dict[str, int],
+    data_root: Path,
+    bases: Sequence[str],
+    cache: dict[str, bool],
+    parse: IdParser = _int_id,
+) -> tuple[Any, str, str, str]:
+    """A Qwen-format ``{question_id, question, image}`` record -> (question id, row id, question, image path)."""
+    qid, rid = _unique_qid(rec, src, line, seen, parse)
+    question = _nonempty_str(rec, "question", src, line)
+    return qid, rid, question, _record_image(rec, src, line, data_root, bases, cache)
+
+
+def _require_listed(qid: Any, listing: Mapping[Any, Any], listing_path: Path, src: Path, line: int) -> None:
+    if qid not in listing:
+        raise DataError(src, f"question_id {qid!r} is not in {listing_path}", line=line, field="question_id")
+
+
+def _load_json_list(path: Path) -> list[Any]:
+    items = load_json(path)
+    if not isinstance(items, list):
+        raise DataError(path, f"expected a JSON list, got {type(items).__name__}")
+    return items
+
+
+def _load_listing(path: Path, key: str, expected: str) -> dict[str, Any]:
+    """A JSON object whose ``key`` is a list; ``expected`` says what the error message asks for."""
+    doc = load_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
+        raise DataError(path, f"expected {expected}", field=key)
+    return doc
+
+
+def _objects(path: Path, items: list[Any], prefix: str = "") -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(index, "<prefix>[<index>]", item)`` for each item, each of which must be an object."""
+    for k, item in enumerate(items):
+        where = f"{prefix}[{k}]"
+        if not isinstance(item, dict):
+            raise DataError(path, "expected an object", field=where)
+        yield k, where, item
+
+
+def _index_by_id(
+    path: Path,
+    items: list[Any],
+    prefix: str,
+    id_key: str = "question_id",
+    parse: IdParser = _int_id,
+    unique: bool = True,
+    check: Callable[[dict[str, Any], str], None] | None = None,
+) -> dict[Any, dict[str, Any]]:
+    """Objects keyed by their ``id_key`` as ``parse`` reads it; a repeated id is an error when ``unique``
+    (else the last one wins). ``check(item, where)`` runs on each item after its id checks."""
+    out: dict[Any, dict[str, Any]] = {}
+    for _, where, item in _objects(path, items, prefix):
+        qid = parse(item.get(id_key), path, None, f"{where}.{id_key}")
+        if unique and qid in out:
+            raise DataError(path, f"duplicate {id_key} {qid!r}", field=f"{where}.{id_key}")
+        if check is not None:
+            check(item, where)
+        out[qid] = item
+    return out
+
+
+def _unique_image_id(seen: dict[str, int], image_id: int, k: int, path: Path, prefix: str, field: str) -> str:
+    """``str(image_id)`` after checking no earlier item (``<prefix>[<index>]``) had the same image id."""
+    rid = str(image_id)
+    if rid in seen:
+        raise DataError(path, f"duplicate image id {image_id} (also at {prefix}[{seen[rid]}])", field=field)
+    seen[rid] = k
+    return rid
+
+
+def _answer_records(ann: dict[str, Any], path: Path, where: str) -> list[dict[str, Any]]:
+    """A VQA annotation's ``answers``: a non-empty list of ``{'answer': str, ...}`` records."""
+    answers = ann.get("answers")
+    if not isinstance(answers, list) or not answers:
+        raise DataError(path, "expected a non-empty list", field=f"{where}.answers")
+    for j, a in enumerate(answers):
+        if not isinstance(a, dict) or not isinstance(a.get("answer"), str):
+            raise DataError(path, "expected {'answer': str, ...}", field=f"{where}.answers[{j}]")
+    return answers
+
+
 # --- MMBench ---------------------------------------------------------------------------------------
 
 MMBENCH_EXTRA: dict[str, pa.DataType] = {
@@ -256,19 +387,19 @@ def read_mmbench_tsv(path: Path, require_answer: bool = True) -> pa.Table:
         if _is_pandas_na(category):
             raise DataError(path, f"index {rid}: empty category", line=line, field="category")
         rows.append(
-            {
-                "id": rid,
-                "image_path": None,
-                "image_bytes": _decode_image(rec["image"], path, line, rid),
-                "question": question,
-                "hint": hint,
-                "options": options_json(options),
-                "answers": answers,
-                "category": category,
-                "l2_category": _optional_cell(rec, "l2-category"),
-                "source": _optional_cell(rec, "source"),
-                "mmbench_index": idx,
-            }
+            _row(
+                rid,
+                None,
+                question,
+                answers,
+                image_bytes=_decode_image(rec["image"], path, line, rid),
+                hint=hint,
+                options=options,
+                category=category,
+                l2_category=_optional_cell(rec, "l2-category"),
+                source=_optional_cell(rec, "source"),
+                mmbench_index=idx,
+            )
         )
     if not rows:
         raise DataError(path, "no records")
@@ -295,42 +426,17 @@ VQA_EXTRA: dict[str, pa.DataType] = {
 
 
 def _load_vqa_official(questions_path: Path, annotations_path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
-    """Index the official VQA question and annotation files by question_id (strictly)."""
-    qdoc = load_json(questions_path)
-    if not isinstance(qdoc, dict) or not isinstance(qdoc.get("questions"), list):
-        raise DataError(questions_path, "expected an object with a 'questions' list", field="questions")
-    questions: dict[int, dict] = {}
-    for k, q in enumerate(qdoc["questions"]):
-        where = f"questions[{k}]"
-        if not isinstance(q, dict):
-            raise DataError(questions_path, "expected an object", field=where)
-        qid = _int_id(q.get("question_id"), questions_path, None, f"{where}.question_id")
-        questions[qid] = q
-    adoc = load_json(annotations_path)
-    if not isinstance(adoc, dict) or not isinstance(adoc.get("annotations"), list):
-        raise DataError(annotations_path, "expected an object with an 'annotations' list", field="annotations")
-    annotations: dict[int, dict] = {}
-    for k, a in enumerate(adoc["annotations"]):
-        where = f"annotations[{k}]"
-        if not isinstance(a, dict):
-            raise DataError(annotations_path, "expected an object", field=where)
-        qid = _int_id(a.get("question_id"), annotations_path, None, f"{where}.question_id")
-        if qid in annotations:
-            raise DataError(annotations_path, f"duplicate question_id {qid}", field=f"{where}.question_id")
-        annotations[qid] = a
-    return questions, annotations
+    """Index the official VQA question and annotation files by question_id (strictly; a repeated
+    question record is not an error, the last one counts)."""
+    qdoc = _load_listing(questions_path, "questions", "an object with a 'questions' list")
+    questions = _index_by_id(questions_path, qdoc["questions"], "questions", unique=False)
+    adoc = _load_listing(annotations_path, "annotations", "an object with an 'annotations' list")
+    return questions, _index_by_id(annotations_path, adoc["annotations"], "annotations")
 
 
 def _vqa_gold(ann: dict, path: Path, qid: int, expected_answers: int | None) -> dict[str, Any]:
     where = f"annotations[question_id={qid}]"
-    answers = ann.get("answers")
-    if not isinstance(answers, list) or not answers:
-        raise DataError(path, "expected a non-empty list", field=f"{where}.answers")
-    texts = []
-    for j, a in enumerate(answers):
-        if not isinstance(a, dict) or not isinstance(a.get("answer"), str):
-            raise DataError(path, "expected {'answer': str, ...}", field=f"{where}.answers[{j}]")
-        texts.append(a["answer"])
+    texts = [a["answer"] for a in _answer_records(ann, path, where)]
     if expected_answers is not None and len(texts) != expected_answers:
         raise DataError(path, f"expected {expected_answers} answers, got {len(texts)}", field=f"{where}.answers")
     out: dict[str, Any] = {"answers": texts}
@@ -362,15 +468,9 @@ def read_vqa(
     seen: dict[str, int] = {}
     cache: dict[str, bool] = {}
     for line, rec in iter_jsonl(jsonl):
-        qid = _int_id(require(rec, "question_id", jsonl, line), jsonl, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, jsonl, line, "question_id")
-        question = _nonempty_str(rec, "question", jsonl, line)
-        image = resolve_image(require(rec, "image", jsonl, line), data_root, image_bases, jsonl, line, cache=cache)
-        if qid not in questions:
-            raise DataError(jsonl, f"question_id {qid} is not in {questions_path}", line=line, field="question_id")
-        if qid not in annotations:
-            raise DataError(jsonl, f"question_id {qid} is not in {annotations_path}", line=line, field="question_id")
+        qid, rid, question, image = _qwen_question(rec, jsonl, line, seen, data_root, image_bases, cache)
+        _require_listed(qid, questions, questions_path, jsonl, line)
+        _require_listed(qid, annotations, annotations_path, jsonl, line)
         gold = _vqa_gold(annotations[qid], Path(annotations_path), qid, expected_answers)
         q_image_id = _int_id(
             questions[qid].get("image_id"), Path(questions_path), None, f"questions[question_id={qid}].image_id"
@@ -381,17 +481,7 @@ def read_vqa(
                 f"image_id {gold['image_id']} != {q_image_id} in {questions_path}",
                 field=f"annotations[question_id={qid}].image_id",
             )
-        rows.append(
-            {
-                "id": rid,
-                "image_path": image,
-                "image_bytes": None,
-                "question": question,
-                "hint": None,
-                "options": options_json(None),
-                **gold,
-            }
-        )
+        rows.append(_row(rid, image, question, **gold))
     if not rows:
         raise DataError(jsonl, "no records")
     notes = []
@@ -423,14 +513,9 @@ def coco_image_id_from_filename(filename: str) -> int:
 
 
 def _coco_gt_captions(gt_path: Path) -> dict[int, list[str]]:
-    doc = load_json(gt_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
-        raise DataError(gt_path, "expected a COCO-format object with an 'annotations' list", field="annotations")
+    doc = _load_listing(gt_path, "annotations", "a COCO-format object with an 'annotations' list")
     caps: dict[int, list[str]] = {}
-    for k, ann in enumerate(doc["annotations"]):
-        where = f"annotations[{k}]"
-        if not isinstance(ann, dict):
-            raise DataError(gt_path, "expected an object", field=where)
+    for _, where, ann in _objects(gt_path, doc["annotations"], "annotations"):
         image_id = _int_id(ann.get("image_id"), gt_path, None, f"{where}.image_id")
         caption = ann.get("caption")
         if not isinstance(caption, str):
@@ -447,17 +532,12 @@ def read_coco_karpathy(list_path: Path, gt_path: Path, data_root: Path, image_ba
     empty: the caption prompt is added at inference time.
     """
     list_path, gt_path = Path(list_path), Path(gt_path)
-    items = load_json(list_path)
-    if not isinstance(items, list):
-        raise DataError(list_path, f"expected a JSON list, got {type(items).__name__}")
+    items = _load_json_list(list_path)
     gt = _coco_gt_captions(gt_path)
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     cache: dict[str, bool] = {}
-    for k, item in enumerate(items):
-        where = f"[{k}]"
-        if not isinstance(item, dict):
-            raise DataError(list_path, "expected an object", field=where)
+    for k, where, item in _objects(list_path, items):
         image = item.get("image")
         if not isinstance(image, str):
             raise DataError(list_path, f"expected a string, got {image!r}", field=f"{where}.image")
@@ -467,10 +547,7 @@ def read_coco_karpathy(list_path: Path, gt_path: Path, data_root: Path, image_ba
             raise DataError(list_path, f"cannot parse an image id from {image!r}", field=f"{where}.image") from None
         if "caption" in item and not isinstance(item["caption"], (list, str)):
             raise DataError(list_path, "expected a list of strings", field=f"{where}.caption")
-        rid = str(image_id)
-        if rid in seen:
-            raise DataError(list_path, f"duplicate image id {image_id} (also at [{seen[rid]}])", field=f"{where}.image")
-        seen[rid] = k
+        rid = _unique_image_id(seen, image_id, k, list_path, "", f"{where}.image")
         rel = resolve_image(image, data_root, image_bases, list_path, None, field=f"{where}.image", cache=cache)
         refs = gt.get(image_id)
         if not refs:
@@ -479,18 +556,7 @@ def read_coco_karpathy(list_path: Path, gt_path: Path, data_root: Path, image_ba
                 f"no reference captions for image_id {image_id} (from {list_path} {where})",
                 field="annotations",
             )
-        rows.append(
-            {
-                "id": rid,
-                "image_path": rel,
-                "image_bytes": None,
-                "question": "",
-                "hint": None,
-                "options": options_json(None),
-                "answers": refs,
-                "image_id": image_id,
-            }
-        )
+        rows.append(_row(rid, rel, "", refs, image_id=image_id))
     if not rows:
         raise DataError(list_path, "no records")
     notes = []
@@ -544,9 +610,7 @@ def read_pope(
     seen: dict[str, int] = {}
     cache: dict[str, bool] = {}
     for line, rec in iter_jsonl(question_file):
-        qid = _int_id(require(rec, "question_id", question_file, line), question_file, line, "question_id")
-        rid = str(qid)
-        _check_unique(seen, rid, question_file, line, "question_id")
+        qid, rid = _unique_qid(rec, question_file, line, seen)
         text = _nonempty_str(rec, "text", question_file, line)
         category = require(rec, "category", question_file, line, str)
         if category not in POPE_SPLITS:
@@ -581,20 +645,7 @@ def read_pope(
                 line=lab_line,
             )
         lab_qid = _int_id(require(lab, "question_id", label_path, lab_line), label_path, lab_line, "question_id")
-        rows.append(
-            {
-                "id": rid,
-                "image_path": image,
-                "image_bytes": None,
-                "question": text,
-                "hint": None,
-                "options": options_json(None),
-                "answers": [lab["label"]],
-                "split": category,
-                "label": lab["label"],
-                "label_question_id": lab_qid,
-            }
-        )
+        rows.append(_row(rid, image, text, [lab["label"]], split=category, label=lab["label"], label_question_id=lab_qid))
     if not rows:
         raise DataError(question_file, "no records")
     notes = []

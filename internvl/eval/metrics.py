@@ -50,19 +50,26 @@ def check_predictions(split: str, data: pd.DataFrame, predictions: Mapping[str, 
     if len(set(ids)) != len(ids):
         dup = [i for i, c in Counter(ids).items() if c > 1]
         raise ValueError(f"{split}: duplicate ids in data: {_preview(dup)}")
-    id_set, pred_set = set(ids), set(predictions)
-    missing, unknown = id_set - pred_set, pred_set - id_set
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} ids without a prediction: {_preview(missing)}")
-        if unknown:
-            parts.append(f"{len(unknown)} predicted ids not in the data: {_preview(unknown)}")
+    parts = _coverage_problems(ids, predictions, "ids without a prediction", "predicted ids not in the data")
+    if parts:
         raise PredictionMismatchError(f"{split}: " + "; ".join(parts))
     bad = [i for i in ids if not isinstance(predictions[i], str)]
     if bad:
         raise PredictionMismatchError(f"{split}: predictions must be strings; not for ids {_preview(bad)}")
     return ids
+
+
+def _coverage_problems(ids: Iterable[str], keyed: Iterable[str], missing_what: str, unknown_what: str) -> list[str]:
+    """What keeps ``keyed`` from covering exactly ``ids``: ``"<n> <missing_what>: <ids>"`` for ids it lacks,
+    ``"<n> <unknown_what>: <keys>"`` for keys that are no id; empty when they match."""
+    id_set, key_set = set(ids), set(keyed)
+    missing, unknown = id_set - key_set, key_set - id_set
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} {missing_what}: {_preview(missing)}")
+    if unknown:
+        parts.append(f"{len(unknown)} {unknown_what}: {_preview(unknown)}")
+    return parts
 
 
 def _require_columns(split: str, data: pd.DataFrame, cols: Sequence[str]) -> None:
@@ -76,6 +83,38 @@ def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
     return [str(v) for v in list(value)]
+
+
+def _optional_column(data: pd.DataFrame, col: str, n: int, default: Any = None) -> Sequence[Any]:
+    """``data[col]``, or ``n`` times ``default`` when the table has no such column."""
+    return data[col] if col in data.columns else [default] * n
+
+
+def _gold_answers(split: str, rid: str, answers: Any) -> list[str]:
+    """The row's gold answers as a list; a row without any is an error."""
+    gold = _as_list(answers)
+    if not gold:
+        raise ValueError(f"{split}: id {rid} has no gold answer")
+    return gold
+
+
+def _pct(values: Sequence[float]) -> float:
+    """Mean x100 (accuracies are reported as percentages)."""
+    return 100.0 * sum(values) / len(values)
+
+
+def _pct_by(groups: Mapping[str, Sequence[float]], prefix: str) -> dict[str, float]:
+    """``{<prefix><key>: mean x100}`` for each group, in sorted key order."""
+    return {f"{prefix}{key}": _pct(groups[key]) for key in sorted(groups)}
+
+
+def _accuracy_by_type(accs: Sequence[float], types: Iterable[Any]) -> dict[str, float]:
+    """``accuracy`` over all rows, then ``accuracy/<type>`` per non-null type (the VQA tables)."""
+    per_type: dict[str, list[float]] = defaultdict(list)
+    for acc, atype in zip(accs, types, strict=True):
+        if atype is not None:
+            per_type[str(atype)].append(acc)
+    return {"accuracy": _pct(accs), **_pct_by(per_type, "accuracy/")}
 
 
 def _result(split: str, metrics: dict[str, float], n: int, notes: list[str]) -> dict[str, Any]:
@@ -107,19 +146,8 @@ def score_vqa(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) ->
     """Overall and per-answer-type VQA accuracy x100 (unrounded; the original prints 2 decimals)."""
     ids = check_predictions(split, data, predictions)
     _require_columns(split, data, ["answers"])
-    per_type: dict[str, list[float]] = defaultdict(list)
-    accs: list[float] = []
-    has_type = "answer_type" in data.columns
-    for rid, answers, atype in zip(
-        ids, data["answers"], data["answer_type"] if has_type else [None] * len(ids), strict=True
-    ):
-        acc = vqa_accuracy(predictions[rid], _as_list(answers))
-        accs.append(acc)
-        if atype is not None:
-            per_type[str(atype)].append(acc)
-    metrics = {"accuracy": 100.0 * sum(accs) / len(accs)}
-    for atype in sorted(per_type):
-        metrics[f"accuracy/{atype}"] = 100.0 * sum(per_type[atype]) / len(per_type[atype])
+    accs = [vqa_accuracy(predictions[rid], _as_list(answers)) for rid, answers in zip(ids, data["answers"], strict=True)]
+    metrics = _accuracy_by_type(accs, _optional_column(data, "answer_type", len(ids)))
     notes = [
         "VQA accuracy as InternVL's VQAEval copy: every prediction normalized (the official script "
         "normalizes only when the 10 GT answers disagree); values unrounded, the original prints 2 dp"
@@ -222,12 +250,12 @@ def score_mmbench(split: str, data: pd.DataFrame, predictions: Mapping[str, str]
         groups[group].append(ok)
         group_cat.setdefault(group, str(cat))
     metrics: dict[str, float] = {
-        "accuracy": 100.0 * sum(correct) / len(correct),
+        "accuracy": _pct(correct),
         "circular_accuracy": 100.0 * sum(all(g) for g in groups.values()) / len(groups),
         "empty_predictions": float(empty),
     }
     for cat in sorted(per_cat):
-        metrics[f"accuracy/{cat}"] = 100.0 * sum(per_cat[cat]) / len(per_cat[cat])
+        metrics[f"accuracy/{cat}"] = _pct(per_cat[cat])
         cat_groups = [all(g) for k, g in groups.items() if group_cat[k] == cat]
         metrics[f"circular_accuracy/{cat}"] = 100.0 * sum(cat_groups) / len(cat_groups)
     if all(len(g) == 1 for g in groups.values()):

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from internvl.eval.postprocess import vqa_clean_whitespace, vqa_normalize_prediction, vqa_process_punctuation
+from internvl.eval.postprocess import (
+    levenshtein,
+    vqa_clean_whitespace,
+    vqa_normalize_prediction,
+    vqa_process_punctuation,
+)
 
 ANLS_THRESHOLD = 0.5
 RELAXED_MAX_CHANGE = 0.05
@@ -50,6 +55,15 @@ def score_server(split: str, data: pd.DataFrame, predictions: Mapping[str, str])
         f"{split} is scored by the server ({where}); it has no local gold answers. "
         "Write the submission file from the predictions and upload it instead of scoring locally."
     )
+
+
+def _judge_each(
+    split: str, data: pd.DataFrame, predictions: Mapping[str, str], judge: Callable[[str, list[str]], Any]
+) -> tuple[list[str], list[Any]]:
+    """The checked ids, and ``judge(prediction, gold answers)`` for each row (every row needs a gold answer)."""
+    ids = check_predictions(split, data, predictions)
+    _require_columns(split, data, ["answers"])
+    return ids, [judge(predictions[rid], _gold_answers(split, rid, a)) for rid, a in zip(ids, data["answers"], strict=True)]
 
 
 # --- VQA accuracy with answer records --------------------------------------------------------------------
@@ -92,26 +106,16 @@ def score_vqa_records(split: str, data: pd.DataFrame, predictions: Mapping[str, 
     """Overall and per-answer-type VQA accuracy x100 (OK-VQA, TextVQA, VizWiz val)."""
     ids = check_predictions(split, data, predictions)
     _require_columns(split, data, ["answers"])
-    has_meta, has_type = "answer_meta" in data.columns, "answer_type" in data.columns
-    metas = data["answer_meta"] if has_meta else [None] * len(ids)
-    types = data["answer_type"] if has_type else [None] * len(ids)
+    metas = _optional_column(data, "answer_meta", len(ids))
     accs: list[float] = []
-    per_type: dict[str, list[float]] = defaultdict(list)
     collapsed = 0
-    for rid, answers, meta, atype in zip(ids, data["answers"], metas, types, strict=True):
-        gold = _as_list(answers)
-        if not gold:
-            raise ValueError(f"{split}: id {rid} has no gold answer")
+    for rid, answers, meta in zip(ids, data["answers"], metas, strict=True):
+        gold = _gold_answers(split, rid, answers)
         records = _as_list(meta) if meta is not None else None
         if records is not None and len(set(_answer_record_keys(gold, records)[1])) != len(gold):
             collapsed += 1
-        acc = vqa_accuracy_records(predictions[rid], gold, records)
-        accs.append(acc)
-        if atype is not None:
-            per_type[str(atype)].append(acc)
-    metrics = {"accuracy": 100.0 * sum(accs) / len(accs)}
-    for atype in sorted(per_type):
-        metrics[f"accuracy/{atype}"] = 100.0 * sum(per_type[atype]) / len(per_type[atype])
+        accs.append(vqa_accuracy_records(predictions[rid], gold, records))
+    metrics = _accuracy_by_type(accs, _optional_column(data, "answer_type", len(ids)))
     notes = [
         "VQA accuracy as InternVL's VQAEval copy (every prediction normalized); values unrounded, the "
         "original prints 2 dp"
@@ -125,19 +129,6 @@ def score_vqa_records(split: str, data: pd.DataFrame, predictions: Mapping[str, 
 
 
 # --- ANLS (DocVQA) ---------------------------------------------------------------------------------------
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Plain edit distance (insert, delete, substitute; unit costs)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 def anls_score(prediction: str, gt_answers: Sequence[str], threshold: float = ANLS_THRESHOLD) -> float:
@@ -161,19 +152,12 @@ def anls_score(prediction: str, gt_answers: Sequence[str], threshold: float = AN
 
 def score_anls(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -> dict[str, Any]:
     """``anls`` = 100 x the evaluator's score (mean per-question ANLS, threshold 0.5)."""
-    ids = check_predictions(split, data, predictions)
-    _require_columns(split, data, ["answers"])
-    values = []
-    for rid, answers in zip(ids, data["answers"], strict=True):
-        gold = _as_list(answers)
-        if not gold:
-            raise ValueError(f"{split}: id {rid} has no gold answer")
-        values.append(anls_score(predictions[rid], gold))
+    ids, values = _judge_each(split, data, predictions, anls_score)
     notes = [
         f"ANLS (threshold {ANLS_THRESHOLD}) x100; the evaluator prints the same mean in [0, 1]",
         "the submission keeps the raw answer; no post-processing, as in the original",
     ]
-    return _result(split, {"anls": 100.0 * sum(values) / len(values)}, len(ids), notes)
+    return _result(split, {"anls": _pct(values)}, len(ids), notes)
 
 
 # --- ChartQA relaxed accuracy ------------------------------------------------------------------------------
@@ -209,15 +193,8 @@ def relaxed_correct(prediction: str, gold: Sequence[str], fixed: bool = False) -
 
 
 def _score_relaxed(split: str, data: pd.DataFrame, predictions: Mapping[str, str], fixed: bool) -> dict[str, Any]:
-    ids = check_predictions(split, data, predictions)
-    _require_columns(split, data, ["answers"])
-    hits = []
-    for rid, answers in zip(ids, data["answers"], strict=True):
-        gold = _as_list(answers)
-        if not gold:
-            raise ValueError(f"{split}: id {rid} has no gold answer")
-        hits.append(relaxed_correct(predictions[rid], gold, fixed=fixed))
-    value = 100.0 * sum(hits) / len(hits)
+    ids, hits = _judge_each(split, data, predictions, lambda pred, gold: relaxed_correct(pred, gold, fixed=fixed))
+    value = _pct(hits)
     if fixed:
         notes = ["relaxed accuracy, FIXED variant (opt-in): relative error measured against the gold answer"]
         return _result(split, {"relaxed_accuracy_fixed": value}, len(ids), notes)
@@ -248,8 +225,8 @@ def score_gqa(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) ->
     """accuracy (and binary/open, by ``types.structural == 'query'``) x100 over balanced questions."""
     ids = check_predictions(split, data, predictions)
     _require_columns(split, data, ["answers"])
-    balanced = data["is_balanced"] if "is_balanced" in data.columns else [True] * len(ids)
-    structural = data["structural_type"] if "structural_type" in data.columns else [None] * len(ids)
+    balanced = _optional_column(data, "is_balanced", len(ids), True)
+    structural = _optional_column(data, "structural_type", len(ids))
     scores: dict[str, list[float]] = defaultdict(list)
     skipped = 0
     for rid, answers, bal, struct in zip(ids, data["answers"], balanced, structural, strict=True):
@@ -265,7 +242,7 @@ def score_gqa(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) ->
             scores["accuracy/open" if struct == "query" else "accuracy/binary"].append(ok)
     if not scores["accuracy"]:
         raise ValueError(f"{split}: no balanced question to score")
-    metrics = {k: 100.0 * sum(v) / len(v) for k, v in scores.items()}
+    metrics = {k: _pct(v) for k, v in scores.items()}
     notes = ["prediction.rstrip('.').lower() == gold, as convert_gqa_for_eval + the official eval.py accuracy"]
     if skipped:
         notes.append(f"{skipped} questions are not balanced and not scored (eval.py scores balanced ones only)")
@@ -281,16 +258,9 @@ def exact_match(prediction: str, gold: Sequence[str]) -> bool:
 
 
 def score_exact_match(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -> dict[str, Any]:
-    ids = check_predictions(split, data, predictions)
-    _require_columns(split, data, ["answers"])
-    hits = []
-    for rid, answers in zip(ids, data["answers"], strict=True):
-        gold = _as_list(answers)
-        if not gold:
-            raise ValueError(f"{split}: id {rid} has no gold answer")
-        hits.append(exact_match(predictions[rid], gold))
+    ids, hits = _judge_each(split, data, predictions, exact_match)
     notes = ["exact match after strip + lower on both sides, best over the gold answers"]
-    return _result(split, {"accuracy": 100.0 * sum(hits) / len(hits)}, len(ids), notes)
+    return _result(split, {"accuracy": _pct(hits)}, len(ids), notes)
 
 
 # --- RefCOCO Precision@1 -------------------------------------------------------------------------------------
@@ -407,7 +377,11 @@ SCORERS: dict[str, Scorer] = {
 # register SCORERS, so whichever of the two is imported first, the other finds what it needs.
 from internvl.eval.metrics import (  # noqa: E402
     Scorer,
+    _accuracy_by_type,
     _as_list,
+    _gold_answers,
+    _optional_column,
+    _pct,
     _require_columns,
     _result,
     check_predictions,

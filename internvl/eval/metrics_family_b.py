@@ -32,13 +32,17 @@ from internvl.eval import metrics as _base  # noqa: E402
 from internvl.eval.metrics import (  # noqa: E402
     PredictionMismatchError,
     _as_list,
+    _coverage_problems,
+    _gold_answers,
+    _pct,
+    _pct_by,
     _preview,
     _require_columns,
     _result,
     check_predictions,
     score_mmbench,
 )
-from internvl.eval.postprocess import mc_postprocess, vqa_normalize_prediction  # noqa: E402
+from internvl.eval.postprocess import levenshtein, mc_postprocess, vqa_normalize_prediction  # noqa: E402
 
 
 class ServerScoredError(RuntimeError):
@@ -273,9 +277,7 @@ def score_mmmu(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -
     for rid, options, answers, qtype, subject in zip(
         ids, data["options"], data["answers"], data["question_type"], data["subject"], strict=True
     ):
-        gold = _as_list(answers)
-        if not gold:
-            raise ValueError(f"{split}: id {rid} has no gold answer")
+        gold = _gold_answers(split, rid, answers)
         opts = _options(options)
         raw = predictions[rid]
         empty += not raw.strip()
@@ -286,13 +288,12 @@ def score_mmmu(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -
             ok = mmmu_eval_open(gold, mmmu_parse_open_response(pred))
         correct_all.append(ok)
         per_subject[str(subject)].append(ok)
-    metrics: dict[str, float] = {"accuracy": 100.0 * sum(correct_all) / len(correct_all)}
+    metrics: dict[str, float] = {"accuracy": _pct(correct_all)}
     for domain, subjects in MMMU_DOMAINS.items():
         hits = [x for s in subjects for x in per_subject.get(s, [])]
         if hits:
-            metrics[f"accuracy/Overall-{domain}"] = 100.0 * sum(hits) / len(hits)
-    for subject in sorted(per_subject):
-        metrics[f"accuracy/{subject}"] = 100.0 * sum(per_subject[subject]) / len(per_subject[subject])
+            metrics[f"accuracy/Overall-{domain}"] = _pct(hits)
+    metrics.update(_pct_by(per_subject, "accuracy/"))
     notes = ["instance-weighted accuracy as MMMU main_eval_only.py (which prints fractions rounded to 3 dp)"]
     if empty:
         notes.append(f"{empty} empty predictions scored as wrong (the original MC post-process crashes on them)")
@@ -340,8 +341,7 @@ def score_mmvp(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -
     notes = []
     if len(right) % 2:
         notes.append(f"the last of {len(right)} rows has no partner and is not scored (as the original)")
-    metrics = {"pair_accuracy": 100.0 * pairs_ok / n_pairs, "question_accuracy": 100.0 * sum(right) / len(right),
-               "pairs": float(n_pairs)}
+    metrics = {"pair_accuracy": 100.0 * pairs_ok / n_pairs, "question_accuracy": _pct(right), "pairs": float(n_pairs)}
     return _result(split, metrics, len(ids), notes)
 
 
@@ -367,9 +367,7 @@ def score_tiny_lvlm(split: str, data: pd.DataFrame, predictions: Mapping[str, st
     per_cat: dict[str, list[bool]] = defaultdict(list)
     for rid, cat, answers in zip(ids, data["category"], data["answers"], strict=True):
         per_cat[str(cat)].append(tiny_lvlm_correct(predictions[rid], _as_list(answers)))
-    metrics: dict[str, float] = {}
-    for cat in sorted(per_cat):
-        metrics[f"accuracy/{cat}"] = 100.0 * sum(per_cat[cat]) / len(per_cat[cat])
+    metrics = _pct_by(per_cat, "accuracy/")
     metrics["overall"] = sum(metrics[f"accuracy/{c}"] for c in per_cat)
     notes = []
     missing = [c for c in TINY_LVLM_CATEGORIES if c not in per_cat]
@@ -414,17 +412,17 @@ def score_seed(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -
     for tid in sorted(per_type):
         res = per_type[tid]
         name = names.get(tid, str(tid))
-        metrics[f"accuracy/{name}"] = 100.0 * sum(res) / len(res) if res else 0.0
+        metrics[f"accuracy/{name}"] = _pct(res) if res else 0.0
         metrics[f"count/{name}"] = float(len(res))
         if not res:
             no_results.append(name)
     for key, lo, hi in (("image_accuracy", 1, 9), ("video_accuracy", 10, 12)):
         res = [x for t, r in per_type.items() if lo <= t <= hi for x in r]
-        metrics[key] = 100.0 * sum(res) / len(res) if res else 0.0
+        metrics[key] = _pct(res) if res else 0.0
         if not res:
             notes.append(f"{key}: no questions of types {lo}-{hi}; reported as 0 (the original crashes)")
     everything = [x for r in per_type.values() for x in r]
-    metrics["total_accuracy"] = 100.0 * sum(everything) / len(everything)
+    metrics["total_accuracy"] = _pct(everything)
     if no_results:
         notes.append(f"types without questions scored 0/0 -> 0 (the original divides by zero): {no_results}")
     if empty:
@@ -433,19 +431,6 @@ def score_seed(split: str, data: pd.DataFrame, predictions: Mapping[str, str]) -
 
 
 # --- MathVista (rule path) ---------------------------------------------------------------------------
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance with unit costs for insertion, deletion and substitution (code points)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        cur = [i]
-        for j, cb in enumerate(b, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def mathvista_rule_extraction(response: str, question_type: str, answer_type: str,
@@ -580,21 +565,19 @@ def score_mathvista(split: str, data: pd.DataFrame, predictions: Mapping[str, st
             f"{split}: {len(need)} responses need the LLM answer extractor (gpt-3.5-turbo few-shot in V1.2); "
             f"pass extractions={{id: extracted answer}} or an 'extraction' column for ids {_preview(need)}"
         )
-    metrics: dict[str, float] = {"accuracy": 100.0 * sum(ok for _, ok in results) / len(results)}
+    metrics: dict[str, float] = {"accuracy": _pct([ok for _, ok in results])}
     for key in ("question_type", "answer_type", "language", "source", "category", "task", "context", "grade"):
         groups: dict[str, list[bool]] = defaultdict(list)
         for p, ok in results:
             value = p["row"].get(key)
             if isinstance(value, str):
                 groups[value].append(ok)
-        for value in sorted(groups):
-            metrics[f"accuracy/{key}/{value}"] = 100.0 * sum(groups[value]) / len(groups[value])
+        metrics.update(_pct_by(groups, f"accuracy/{key}/"))
     skills: dict[str, list[bool]] = defaultdict(list)
     for p, ok in results:
         for s in _as_list(p["row"].get("skills")):
             skills[s].append(ok)
-    for s in sorted(skills):
-        metrics[f"accuracy/skills/{s}"] = 100.0 * sum(skills[s]) / len(skills[s])
+    metrics.update(_pct_by(skills, "accuracy/skills/"))
     metrics["llm_extracted"] = float(by_llm)
     notes = [f"{by_llm} of {len(results)} answers from the supplied LLM extractions, the rest from the rules"]
     n_float = sum(p["answer_type"] == "float" and p["precision"] is not None for p, _ in results)
@@ -608,13 +591,8 @@ def score_mathvista(split: str, data: pd.DataFrame, predictions: Mapping[str, st
 
 
 def _check_scores(name: str, ids: list[str], scores: Mapping[str, Any]) -> None:
-    missing, unknown = set(ids) - set(scores), set(scores) - set(ids)
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} ids without a {name}: {_preview(missing)}")
-        if unknown:
-            parts.append(f"{len(unknown)} {name}s for ids not in the data: {_preview(unknown)}")
+    parts = _coverage_problems(ids, scores, f"ids without a {name}", f"{name}s for ids not in the data")
+    if parts:
         raise PredictionMismatchError("; ".join(parts))
 
 
@@ -680,9 +658,7 @@ def mmvet_from_grades(data: pd.DataFrame, grades: Mapping[str, float]) -> dict[s
         scores.append(g)
         for c in _as_list(caps):
             per_cap[c].append(g)
-    metrics = {"total": 100.0 * sum(scores) / len(scores)}
-    for c in sorted(per_cap):
-        metrics[c] = 100.0 * sum(per_cap[c]) / len(per_cap[c])
+    metrics = {"total": _pct(scores), **_pct_by(per_cap, "")}
     return _result(split, metrics, len(ids), ["mean grader score x100 (unrounded; the grader prints 1 dp)"])
 
 

@@ -34,6 +34,22 @@ def mc_postprocess(prediction: str, options: Mapping[str, str]) -> str:
     return pred
 
 
+# --- edit distance (DocVQA ANLS, MathVista choice matching) ----------------------------------------
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance with unit costs for insertion, deletion and substitution (code points)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
 # --- POPE ---------------------------------------------------------------------------------------
 
 
