@@ -1,0 +1,140 @@
+"""The Snakemake DAG end to end on a tiny demo, and the "only stale steps rerun" guarantees.
+
+One full run (about a minute) in a temporary directory, then dry runs that must plan exactly:
+nothing; training + its downstream; one benchmark's inference + scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from internvl.eval import registry
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.e2e
+
+TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64}
+
+
+def _config(tmp: Path, **over) -> Path:
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["demo"]["sizes"] = TINY_SIZES
+    cfg["models"]["demo_sft"]["recipe"].update(num_train_epochs=1, max_steps=4, save_steps=2, logging_steps=1,
+                                               per_device_train_batch_size=4)
+    cfg["inference"]["shard_size"] = 8
+    for key, value in over.items():
+        cfg[key] = value
+    path = tmp / "test.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _snakemake(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table; {} when nothing is planned."""
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    rows = re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+    return {m.group(1): int(m.group(2)) for m in rows if m.group(1) not in ("total", "all")}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dag")
+    shutil.copytree(REPO / "config", tmp / "config")
+    cfg = _config(tmp)
+    _snakemake(tmp, "--configfile", str(cfg), "--", "all")
+    return tmp, cfg
+
+
+def test_full_run_writes_results_with_provenance(demo_run):
+    tmp, _ = demo_run
+    result = json.loads((tmp / "results" / "mmbench_dev.json").read_text())
+    assert result["benchmark"] == "mmbench-dev-en" and result["n"] > 0
+    assert set(result) >= {"benchmark", "metrics", "n", "provenance"}
+    prov = result["provenance"]
+    assert re.fullmatch(r"[0-9a-f]{64}", prov["checkpoint_sha256"])
+    assert prov["score_params"]["generation"]["max_new_tokens"] == 100
+    assert prov["packages"]["transformers"].startswith("5.")
+    assert (tmp / "results" / "demo_init" / "pope.json").exists()
+    table = (tmp / "results" / "paper_table.md").read_text()
+    assert "demo_init" in table and "demo_sft" in table and "POPE" in table
+
+
+def test_rerun_plans_nothing_after_a_full_run(demo_run):
+    tmp, cfg = demo_run
+    assert _planned(_snakemake(tmp, "-n", "--configfile", str(cfg), "--", "all")) == {}
+
+
+def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
+    tmp, _ = demo_run
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    cfg["models"]["demo_sft"]["recipe"]["learning_rate"] = 0.002
+    changed = tmp / "changed_lr.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    n = len(cfg["benchmarks"])
+    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    assert plan == {"train_model": 1, "infer": n, "score": n, "paper_table": 1, "result_for_configured_model": aliases}
+    # a retrain with unchanged settings (forced) plans the same jobs
+    forced = _planned(_snakemake(tmp, "-n", "--configfile", str(tmp / "test.yaml"), "--forcerun", "train_model",
+                                 "--", "all"))
+    assert forced == plan
+
+
+def test_changed_prompt_replans_only_that_benchmark(demo_run):
+    tmp, _ = demo_run
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    cfg["benchmark_overrides"] = {"pope": {"prompt": "Answer yes or no."}}
+    changed = tmp / "changed_prompt.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    # pope for both table models; the table and results/pope.json consume those scores
+    assert plan == {"infer": 2, "score": 2, "paper_table": 1, "result_for_configured_model": 1}
+    cfg["benchmark_overrides"] = {"vqa-vqav2-val": {"generation": {"max_new_tokens": 5}}}
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    assert plan == {"infer": 2, "score": 2, "paper_table": 1, "result_for_configured_model": 2}  # vqa-vqav2-val, vqav2_val
+
+
+def test_bad_input_on_the_demo_path_names_file_and_line(demo_run):
+    tmp, cfg = demo_run
+    ann = tmp / "work" / "demo" / "raw" / "playground" / "demo_shapes_vqa.jsonl"
+    lines = ann.read_text().splitlines(keepends=True)
+    ann.write_text("".join(lines[:2] + ['{"id": "broken", "conversations": [\n'] + lines[2:]))
+    proc = _snakemake(tmp, "--configfile", str(cfg), "--forcerun", "normalize_sft", "--",
+                      "work/demo/parquet/sft/manifest.json", check=False)
+    assert proc.returncode != 0
+    log = (tmp / "work" / "demo" / "logs" / "normalize_sft.log").read_text() + proc.stderr
+    assert "demo_shapes_vqa.jsonl:3: malformed JSON" in log
+    ann.write_text("".join(lines))
+    first = json.loads((tmp / "work" / "demo" / "raw" / "data" / "pope" / "llava_pope_test.jsonl").open().readline())
+    img = tmp / "work" / "demo" / "raw" / "data" / "pope" / "val2014" / first["image"]
+    img.rename(img.with_suffix(".bak"))
+    try:
+        proc = _snakemake(tmp, "--configfile", str(cfg), "--forcerun", "normalize_benchmark", "--",
+                          "work/demo/parquet/bench/pope.parquet", check=False)
+        assert proc.returncode != 0
+        log = (tmp / "work" / "demo" / "logs" / "normalize" / "pope.log").read_text() + proc.stderr
+        assert "llava_pope_test.jsonl:1" in log and img.name in log
+    finally:
+        img.with_suffix(".bak").rename(img)
