@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml --rerun-incomplete all && \
-	echo "Paper table: $$(pwd)/results/demo/paper_table.md  ($$(( $$(date +%s) - start )) s)" && \
-	cat results/demo/paper_table.md
+	cat results/paper_table.md && \
+	echo "Paper table: $$(pwd)/results/paper_table.md (+ .csv); per-benchmark results: results/<model>/<benchmark>.json ($$(( $$(date +%s) - start )) s)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check internvl workflow tests bench
 	$(PY) -m pytest -q
 
 clean-demo:
-	rm -rf work/demo results/demo .snakemake
+	rm -rf work/demo results/demo_init results/demo_sft results/paper_table.* .snakemake
