@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from internvl.data.io import load_json, write_json_atomic
 from internvl.data.sft_records import ROLES, TURN, RecordChecker
 from internvl.errors import DataError
+from internvl.provenance import file_sha256
 
 __all__ = ["ROLES", "SFT_SCHEMA", "SFT_SCHEMA_EMBED", "Source", "normalize_sft", "read_meta", "read_sft",
            "validate_record"]
@@ -105,14 +106,6 @@ def validate_record(rec: dict[str, Any], src: Source, line: int, check_image: bo
     return None if rel is None else str(Path(src.root) / rel)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_options() -> dict[str, Any]:
     # No dictionaries (ids and text are mostly unique; snappy takes care of the repeated source names);
     # statistics only where a reader may filter row groups.
@@ -160,7 +153,7 @@ class _ShardWriter:
     def _close_shard(self) -> None:
         self.writer.close()
         path = self.folder / f"part-{len(self.shards):05d}.parquet"
-        self.shards.append({"file": path.name, "rows": self.rows_in_shard, "sha256": _sha256(path)})
+        self.shards.append({"file": path.name, "rows": self.rows_in_shard, "sha256": file_sha256(path)})
         self.writer, self.rows_in_shard = None, 0
 
     def close(self) -> list[dict[str, Any]]:
@@ -265,7 +258,7 @@ def normalize_sft(meta_path: str | Path, base_dir: str | Path, out_dir: str | Pa
     writer = _ShardWriter(staging, schema, shard_rows, ROW_GROUP_ROWS_EMBED if embed_images else ROW_GROUP_ROWS)
     report = _SkipReport(staging / "skipped.json") if on_error == "skip" else None
     manifest: dict[str, Any] = {
-        "meta": str(meta_path), "meta_sha256": _sha256(Path(meta_path)), "seed": seed,
+        "meta": str(meta_path), "meta_sha256": file_sha256(Path(meta_path)), "seed": seed,
         "options": {"on_error": on_error, "check_images": check_images, "verify_images": verify_images,
                     "embed_images": embed_images, "shard_rows": shard_rows},
         "sources": {}, "shards": [], "skipped": 0, "skipped_by_kind": {}, "skipped_report": None,
