@@ -8,9 +8,12 @@ brings gradient accumulation, DeepSpeed/DDP, checkpointing and resume; we do not
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,46 @@ def _freeze(model, cfg: SFTConfig) -> None:
         model.lm_head.requires_grad_(False)
 
 
+def run_fingerprint(cfg: SFTConfig) -> str:
+    """What a resumable Trainer state belongs to: every setting (outputs aside) plus the content of
+    the initial checkpoint and of the SFT data. A state with another fingerprint is never resumed."""
+    from internvl.provenance import checkpoint_hash, file_sha256
+
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "work_dir")}
+    payload = {"settings": settings, "init": checkpoint_hash(cfg.init),
+               "sft": file_sha256(Path(cfg.sft_dir) / "manifest.json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def prepare_work_dir(cfg: SFTConfig) -> bool:
+    """Keep the Trainer checkpoints only if they belong to this exact run; return whether to resume."""
+    work = Path(cfg.work_dir)
+    stamp = work / "run_fingerprint.txt"
+    fp = run_fingerprint(cfg)
+    checkpoints = sorted(work.glob("checkpoint-*")) if work.is_dir() else []
+    if checkpoints and (not stamp.exists() or stamp.read_text().strip() != fp):
+        log.warning("discarding %d Trainer checkpoint(s) in %s: they belong to another run (settings, "
+                    "initial weights or data changed)", len(checkpoints), work)
+        for ckpt in checkpoints:
+            shutil.rmtree(ckpt)
+        checkpoints = []
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fp + "\n")
+    # a checkpoint killed while being written has no trainer_state.json: never resume from it
+    return any((c / "trainer_state.json").exists() for c in checkpoints)
+
+
+def _wait_for_stamp(cfg: SFTConfig, timeout_s: float = 600) -> bool:
+    """Other ranks wait until rank 0 has vetted the work dir, then resume iff it kept checkpoints."""
+    stamp, fp = Path(cfg.work_dir) / "run_fingerprint.txt", run_fingerprint(cfg)
+    deadline = time.monotonic() + timeout_s
+    while not (stamp.exists() and stamp.read_text().strip() == fp):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{stamp}: rank 0 did not prepare the work dir in {timeout_s:.0f} s")
+        time.sleep(1)
+    return any((c / "trainer_state.json").exists() for c in Path(cfg.work_dir).glob("checkpoint-*"))
+
+
 def train(cfg: SFTConfig) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -110,7 +153,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     trainer = Trainer(model=model, args=args, train_dataset=data,
                       data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id),
                       optimizers=(optimizer, None))
-    has_ckpt = Path(cfg.work_dir).is_dir() and any(p.name.startswith("checkpoint-") for p in Path(cfg.work_dir).iterdir())
+    has_ckpt = prepare_work_dir(cfg) if int(os.environ.get("RANK", "0")) == 0 else _wait_for_stamp(cfg)
     result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
