@@ -45,13 +45,16 @@ from pathlib import Path
 from typing import Any
 
 from internvl.data.io import atomic_path, iter_jsonl, load_json, write_json_atomic, write_jsonl_atomic
+from internvl.data.schema import options_json
 from internvl.demo import world
 from internvl.demo.world import MCQ, QA, Scene
+from internvl.eval.prompts import build_question
+from internvl.eval.registry import CAPTION_PROMPT, MC_PROMPT_EN, VQA_PROMPT, resolve
 
 # Prompts exactly as the InternVL V1.2 evaluation builds them (see internvl_eval_table.md).
-CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
-SHORT_ANSWER = "Answer the question using a single word or phrase."
-MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+# The SFT prompts are the evaluation prompts, so the demo model learns the answer formats it is scored on.
+SHORT_ANSWER = VQA_PROMPT
+MC_INSTRUCTION = MC_PROMPT_EN
 LETTERS = "ABCD"
 
 META_PATH = "playground/meta/demo_finetune.json"
@@ -104,8 +107,8 @@ class DemoSizes:
 
 
 def vqa_prompt(question: str) -> str:
-    """Short-answer VQA prompt: question + " " + the single-word instruction."""
-    return f"{question} {SHORT_ANSWER}"
+    """Short-answer VQA prompt, built exactly as the VQAv2 evaluation builds it."""
+    return build_question({"question": question}, resolve("vqa-vqav2-val"))
 
 
 def pope_text(question: str) -> str:
@@ -114,11 +117,9 @@ def pope_text(question: str) -> str:
 
 
 def mmbench_prompt(question: str, options: dict[str, str], hint: str | None = None) -> str:
-    """[hint + "\\n"] + question + "\\nA. x" per option + "\\n" + instruction, as the MMBench eval renders it."""
-    text = question + "".join(f"\n{k}. {v}" for k, v in options.items())
-    if hint:
-        text = f"{hint}\n{text}"
-    return f"{text}\n{MC_INSTRUCTION}"
+    """The MMBench prompt, built exactly as the MMBench evaluation builds it."""
+    row = {"question": question, "hint": hint, "options": options_json(options)}
+    return build_question(row, resolve("mmbench-dev-en"))
 
 
 # ---------------------------------------------------------------------------------------------------------
