@@ -29,7 +29,6 @@ created last and re-checked against the real file system.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import http.client
 import json
 import logging
@@ -48,6 +47,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from internvl.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,6 @@ def write_record(dest: str | Path, data: Mapping[str, Any]) -> Path:
     return p
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK * 8):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -132,7 +125,7 @@ def _check(path: Path, size: int | None, sha256: str | None, origin: str) -> tup
            f"{record_path(path)} (and the sha256/size pinned in config/sources.yaml, if any).")
     if size is not None and got_size != int(size):
         raise ChecksumError(f"checksum mismatch: {path} has {got_size} bytes, expected {size} ({origin}). {fix}")
-    got = sha256_file(path)
+    got = file_sha256(path)
     if sha256 is not None and got != sha256.lower():
         raise ChecksumError(f"checksum mismatch: {path} has sha256 {got}, expected {sha256} ({origin}). {fix}")
     return got_size, got
@@ -470,7 +463,7 @@ def _file_table(folder: Path) -> dict[str, dict[str, Any]]:
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
         if p.is_file() and not rel.startswith(".cache/"):
-            out[rel] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            out[rel] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
     return out
 
 

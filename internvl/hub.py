@@ -17,11 +17,11 @@ ALLOW = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.jinja"]
 
 
 def download_checkpoint(repo_id: str, revision: str, out: str | Path, hash_out: str | Path | None = None) -> str:
-    from huggingface_hub import snapshot_download
+    """The same snapshot path as the data sources: the resolved commit and per-file sha256 are recorded."""
+    from internvl.download import fetch_hf_snapshot
 
     out = Path(out)
-    log.info("downloading %s@%s -> %s", repo_id, revision, out)
-    snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(out), allow_patterns=ALLOW)
+    fetch_hf_snapshot(repo_id, revision, out, allow_patterns=ALLOW, name=repo_id)
     if not any(out.glob("*.safetensors")):
         raise FileNotFoundError(f"{repo_id}@{revision}: no safetensors weights (pickle checkpoints are not loaded)")
     digest = checkpoint_hash(out)

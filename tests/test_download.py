@@ -368,3 +368,18 @@ print("OK", rec["commit"], rec["sha256"])
     assert "OK" in out.stdout, out.stdout + out.stderr
     assert (tmp_path / "ai2d/test.jsonl").read_bytes() == b'{"question": "q"}\n'
     assert COMMIT in out.stdout and not (tmp_path / "ai2d/.hf-staging-test.jsonl").exists()
+
+
+def test_checkpoint_download_uses_the_recorded_snapshot_path(tmp_path):
+    """The model rule's download goes through fetch_hf_snapshot: offline it fails with the same clear error."""
+    code = f"""
+from internvl import download as dl
+from internvl.hub import download_checkpoint
+try:
+    download_checkpoint("OpenGVLab/InternVL-Chat-V1-2", "{COMMIT}", r"{tmp_path}/ckpt")
+except dl.DownloadError as exc:
+    print("ERR", exc)
+"""
+    out = _run_py(code, {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert "ERR" in out.stdout and "HF_HUB_OFFLINE=1" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "ckpt" / "model.safetensors").exists()
