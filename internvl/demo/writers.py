@@ -87,6 +87,8 @@ class DemoSizes:
     sft_mcq: int = 1500
     sft_text: int = 500
     multi_turn_fraction: float = 0.3
+    vqa_max_turns: int = 3  # a multi-turn VQA sample asks 2..vqa_max_turns questions about its image
+    mcq_max_turns: int = 1  # likewise for multiple-choice samples (1: always one question)
     mmbench_questions: int = 200
     mmbench_circular: bool = True
     vqav2_images: int = 100
@@ -404,7 +406,7 @@ def _sft_vqa(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> lis
     rng = _rng(seed, "sft-vqa")
     records = []
     for i, (name, scene) in enumerate(_sft_images(root, "vqa", sizes.sft_vqa, rng, banned, sizes)):
-        n_turns = rng.choice((2, 3)) if rng.random() < sizes.multi_turn_fraction else 1
+        n_turns = rng.choice(range(2, sizes.vqa_max_turns + 1)) if rng.random() < sizes.multi_turn_fraction else 1
         conv: list[dict[str, str]] = []
         seen: set[str] = set()
         while len(conv) < 2 * n_turns:
@@ -431,9 +433,27 @@ def _sft_mcq(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> lis
         _write_bytes(root / IMAGE_DIR / name, _jpeg(scene, sizes.image_size))
         options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
         prompt = mmbench_prompt(mcq.question, options, world.sample_hint(rng))
-        records.append({"id": f"mcq_{i:06d}", "image": f"images/{name}", "conversations": _turn(f"<image>\n{prompt}",
-                                                                                                answer)})
+        conv = _turn(f"<image>\n{prompt}", answer)
+        if sizes.mcq_max_turns > 1 and rng.random() < sizes.multi_turn_fraction:
+            conv += _more_mcq_turns(scene, rng, rng.choice(range(1, sizes.mcq_max_turns)), {mcq.question})
+        records.append({"id": f"mcq_{i:06d}", "image": f"images/{name}", "conversations": conv})
     return records
+
+
+def _more_mcq_turns(scene: Scene, rng: random.Random, n: int, seen: set[str]) -> list[dict[str, str]]:
+    """Up to ``n`` further multiple-choice turns about the same image (questions not asked before)."""
+    conv: list[dict[str, str]] = []
+    categories = tuple(world.MC_CATEGORIES)
+    for _ in range(4 * n):
+        if len(conv) == 2 * n:
+            break
+        mcq = world.sample_mcq(scene, rng, rng.choice(categories))
+        if mcq is None or mcq.question in seen:
+            continue
+        seen.add(mcq.question)
+        options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
+        conv += _turn(mmbench_prompt(mcq.question, options, world.sample_hint(rng)), answer)
+    return conv
 
 
 def _sft_text(seed: int, sizes: DemoSizes) -> list[dict[str, Any]]:

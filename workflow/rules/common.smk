@@ -35,6 +35,11 @@ def score_params(bench):
     return json.dumps(bench_entry(bench).score_params(), sort_keys=True)
 
 
+def result_path(model, bench):
+    """Where the scored result of (model, benchmark) lives; the one place that names result files."""
+    return f"results/{model}/{bench}.json"
+
+
 def ckpt_dir(model):
     m = MODELS[model]
     return m["path"] if m["kind"] == "path" else f"{WORK}/models/{model}"

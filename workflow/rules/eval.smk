@@ -45,7 +45,7 @@ rule score:
 
 rule result_for_configured_model:
     input:
-        lambda w: f"results/{config['model']}/{registry.resolve(w.alias).name}.json",
+        lambda w: result_path(config["model"], registry.resolve(w.alias).name),
     output:
         "results/{alias}.json",
     wildcard_constraints:

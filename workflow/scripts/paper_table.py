@@ -2,5 +2,4 @@
 from internvl.report.table import write_tables
 
 sm = snakemake  # noqa: F821
-results = {m: {b: f"results/{m}/{b}.json" for b in sm.params.benches} for m in sm.params.models}
-write_tables(results, sm.output.md, sm.output.csv)
+write_tables(sm.params.results, sm.output.md, sm.output.csv)
