@@ -42,7 +42,7 @@ def _infer(a: argparse.Namespace) -> None:
     from internvl.eval.infer import run_inference
 
     stats = run_inference(a.checkpoint, a.data, a.data_root, registry.resolve(a.split), a.out, a.cache,
-                          batch_size=a.batch_size, dtype=a.dtype, device=a.device)
+                          batch_size=a.batch_size, dtype=a.dtype, device=a.device, workers=a.workers)
     print(json.dumps(stats))
 
 
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1, help="data-parallel processes (one per GPU with --device cuda)")
     p.set_defaults(fn=_infer)
     p = sub.add_parser("train", help="run the SFT recipe from a YAML of SFTConfig fields")
     p.add_argument("config")

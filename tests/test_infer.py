@@ -76,3 +76,43 @@ def test_kill_and_resume_reuses_finished_shards(setup, monkeypatch):
     assert infer_mod.fingerprint("x", "y", other, "float32") != infer_mod.fingerprint("x", "y", bench, "float32")
     lines = [json.loads(x) for x in Path(root / "out.jsonl").read_text().splitlines()]
     assert len(lines) == stats["n"] and all("prediction" in x for x in lines)
+
+
+def test_data_parallel_workers_write_the_same_file_and_resume(setup):
+    """Two worker processes deal the shards between them; the merged file equals the one-process run."""
+    root, data = setup
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 3}}})
+    kw = {"batch_size": 4, "shard_size": 8, "threads_per_worker": 1}
+    ref = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "dp_ref.jsonl", root / "dp_c1", **kw)
+    cache = root / "dp_c2"
+    shard_dir = cache / ref["fingerprint"]
+    shard_dir.mkdir(parents=True)
+    (shard_dir / "shard-00001.jsonl").write_bytes((root / "dp_c1" / ref["fingerprint"] / "shard-00001.jsonl").read_bytes())
+    stats = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "dp.jsonl", cache, workers=2, **kw)
+    assert stats["workers"] == 2 and stats["reused_shards"] == 1 and stats["fingerprint"] == ref["fingerprint"]
+    assert (root / "dp.jsonl").read_bytes() == (root / "dp_ref.jsonl").read_bytes()
+
+
+def test_worker_devices():
+    assert infer_mod.worker_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert infer_mod.worker_devices("cpu", 2) == ["cpu", "cpu"]
+    assert infer_mod.worker_devices("cuda:1", 1) == ["cuda:1"]
+    with pytest.raises(ValueError, match="names one GPU"):
+        infer_mod.worker_devices("cuda:1", 2)
+    with pytest.raises(ValueError):
+        infer_mod.worker_devices("cpu", 0)
+
+
+def test_a_failing_worker_stops_the_run_with_its_error(setup):
+    import pandas as pd
+
+    root, data = setup
+    df = pd.read_parquet(data)
+    df.loc[len(df) - 1, "image_path"] = "pope/val2014/missing.jpg"
+    bad = root / "pope_bad.parquet"
+    df.to_parquet(bad)
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 2}}})
+    with pytest.raises(Exception, match="missing.jpg"):
+        run_inference(root / "ckpt", bad, root / "raw" / "data", bench, root / "bad.jsonl", root / "bad_cache",
+                      batch_size=4, shard_size=8, workers=2, threads_per_worker=1)
+    assert not (root / "bad.jsonl").exists()

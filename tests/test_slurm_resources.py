@@ -149,6 +149,16 @@ def test_inference_gets_one_gpu_and_cpu_rules_none(v1_2_plan):
         assert _inner_launch(rule, res) == "srun -n1 --nodes=1"
 
 
+def test_data_parallel_inference_asks_for_one_gpu_per_worker(tmp_path):
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = tmp_path / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  device: cuda\n", "  device: cuda\n  workers: 4\n"))
+    plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--", "all", env=SITE_ENV))
+    infer = _sbatch("infer", plan["infer"])
+    assert "--gpus=4" in infer and "-p gpu" in infer, infer
+    assert _inner_launch("infer", plan["infer"]) == "srun -n1 --gpus=4 --nodes=1"
+
+
 def test_without_site_settings_no_partition_or_account_is_forced(tmp_path):
     plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--", *V1_2_TARGETS))
     for rule, res in plan.items():

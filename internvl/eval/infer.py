@@ -81,12 +81,83 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i:i + size]
 
 
-def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Path, bench: Benchmark,
-                  out: str | Path, cache_dir: str | Path, batch_size: int = 16, shard_size: int = 64,
-                  dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
-    """Write ``out`` (JSONL of {id, prediction}) and return run statistics (fingerprint, reused shards)."""
+def worker_devices(device: str, workers: int) -> list[str]:
+    """One device per data-parallel worker: ``cuda`` with 4 workers -> cuda:0..cuda:3; CPU workers share the CPU."""
+    if workers < 1:
+        raise ValueError(f"inference workers must be >= 1, got {workers}")
+    if workers == 1 or device == "cpu" or ":" in device:
+        if workers > 1 and ":" in device:
+            raise ValueError(f"device {device!r} names one GPU; use 'cuda' to spread {workers} workers over GPUs")
+        return [device] * workers
+    return [f"{device}:{i}" for i in range(workers)]
+
+
+def _shard_path(shard_dir: Path, i: int) -> Path:
+    return shard_dir / f"shard-{i:05d}.jsonl"
+
+
+def _run_shards(rank: int, checkpoint: str, data: str, data_root: str, bench: Benchmark, shard_dir: str,
+                shard_ids: list[list[int]], shard_size: int, batch_size: int, dtype: str, devices: list[str],
+                threads: int, progress: bool) -> None:
+    """Generate this worker's shards (``shard_ids[rank]``), each written atomically as soon as it is done.
+
+    A shard holds the same rows and batches whatever the number of workers, so the answers do not
+    depend on how the work was split.
+    """
     from internvl.model.checkpoint import load_pretrained
 
+    if threads:
+        torch.set_num_threads(threads)
+    mine = shard_ids[rank]
+    if not mine:
+        return
+    shards = list(_batches(load_rows(data), shard_size))
+    model, tok = load_pretrained(checkpoint, dtype=dtype, device=devices[rank])
+    gen = Generator(model, tok, Path(data_root))
+    bar = tqdm(total=sum(len(shards[i]) for i in mine), desc=f"infer {bench.name}", unit="q", disable=not progress)
+    for i in mine:
+        records = []
+        for batch in _batches(shards[i], batch_size):
+            questions = [build_question(r, bench) for r in batch]
+            answers = gen.generate(batch, questions, bench.generation.as_kwargs())
+            records += [{"id": r["id"], "question": q, "prediction": a}
+                        for r, q, a in zip(batch, questions, answers, strict=True)]
+            bar.update(len(batch))
+        write_jsonl_atomic(_shard_path(Path(shard_dir), i), records)
+    bar.close()
+
+
+def _run_parallel(args: tuple, workers: int, shard_dir: Path, todo: list[int], shards: list[list[Any]], done: int,
+                  total: int, name: str) -> None:
+    """Spawn one process per worker; the parent shows one progress bar (with ETA) from finished shards.
+
+    A worker that fails stops the run with its traceback (``torch.multiprocessing`` re-raises it); shards
+    other workers finished stay in the cache for the next attempt.
+    """
+    import torch.multiprocessing as mp
+
+    ctx = mp.spawn(_run_shards, args=args, nprocs=workers, join=False)
+    bar = tqdm(total=total, initial=done, desc=f"infer {name} ({workers} workers)", unit="q")
+    finished: set[int] = set()
+    while not ctx.join(timeout=2):
+        for i in todo:
+            if i not in finished and _shard_path(shard_dir, i).exists():
+                finished.add(i)
+                bar.update(len(shards[i]))
+    bar.update(sum(len(shards[i]) for i in todo if i not in finished))
+    bar.close()
+
+
+def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Path, bench: Benchmark,
+                  out: str | Path, cache_dir: str | Path, batch_size: int = 16, shard_size: int = 64,
+                  dtype: str = "float32", device: str = "cpu", workers: int = 1,
+                  threads_per_worker: int = 0) -> dict[str, Any]:
+    """Write ``out`` (JSONL of {id, question, prediction}) and return run statistics.
+
+    ``workers`` > 1 runs data-parallel: unfinished shards are dealt round-robin to one process per
+    device (see :func:`worker_devices`). The output is the same file whatever ``workers`` is, because
+    shards, not workers, define the batches; the fingerprint therefore leaves ``workers`` out.
+    """
     rows = load_rows(data)
     fp = fingerprint(checkpoint_hash(checkpoint), file_sha256(Path(data)), bench, dtype)
     shard_dir = Path(cache_dir) / fp
@@ -95,28 +166,24 @@ def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Pat
         {"checkpoint": str(checkpoint), "data": str(data), "bench": bench.name, "params": bench.score_params()},
         indent=1))
     shards = list(_batches(rows, shard_size))
-    todo = [i for i in range(len(shards)) if not (shard_dir / f"shard-{i:05d}.jsonl").exists()]
-    model = tok = None
-    if todo:
-        model, tok = load_pretrained(checkpoint, dtype=dtype, device=device)
-        gen = Generator(model, tok, Path(data_root))
+    todo = [i for i in range(len(shards)) if not _shard_path(shard_dir, i).exists()]
     done = sum(len(shards[i]) for i in range(len(shards)) if i not in todo)
     if done:
         log.info("%s: reusing %d finished shards (%d questions) from %s",
                  bench.name, len(shards) - len(todo), done, shard_dir)
-    bar = tqdm(total=len(rows), initial=done, desc=f"infer {bench.name}", unit="q")
-    for i in todo:
-        records = []
-        for batch in _batches(shards[i], batch_size):
-            questions = [build_question(r, bench) for r in batch]
-            answers = gen.generate(batch, questions, bench.generation.as_kwargs())
-            records += [{"id": r["id"], "question": q, "prediction": a}
-                        for r, q, a in zip(batch, questions, answers, strict=True)]
-            bar.update(len(batch))
-        write_jsonl_atomic(shard_dir / f"shard-{i:05d}.jsonl", records)
-    bar.close()
+    devices = worker_devices(device, min(workers, max(len(todo), 1)))
+    shard_ids = [todo[r::len(devices)] for r in range(len(devices))]
+    args = (str(checkpoint), str(data), str(data_root), bench, str(shard_dir), shard_ids, shard_size, batch_size,
+            dtype, devices, threads_per_worker)
+    if todo and len(devices) == 1:
+        _run_shards(0, *args, progress=True)
+    elif todo:
+        _run_parallel((*args, False), len(devices), shard_dir, todo, shards, done, len(rows), bench.name)
+    missing = [i for i in range(len(shards)) if not _shard_path(shard_dir, i).exists()]
+    if missing:
+        raise RuntimeError(f"{bench.name}: shards {missing[:5]} were not written by the workers ({shard_dir})")
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for i in range(len(shards)):
-            fh.write((shard_dir / f"shard-{i:05d}.jsonl").read_text(encoding="utf-8"))
+            fh.write(_shard_path(shard_dir, i).read_text(encoding="utf-8"))
     return {"fingerprint": fp, "shards": len(shards), "reused_shards": len(shards) - len(todo),
-            "batch_size": batch_size, "dtype": dtype, "device": device, "n": len(rows)}
+            "batch_size": batch_size, "dtype": dtype, "device": device, "workers": len(devices), "n": len(rows)}

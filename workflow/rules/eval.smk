@@ -17,8 +17,9 @@ rule infer:
         shard_size=config["inference"].get("shard_size", 64),
         dtype=config["inference"]["dtype"],
         device=config["inference"]["device"],
+        workers=config["inference"].get("workers", 1),
     resources:
-        gpu=lambda w: 0 if config["inference"]["device"] == "cpu" else 1,
+        gpu=lambda w: 0 if config["inference"]["device"] == "cpu" else config["inference"].get("workers", 1),
     log:
         f"{WORK}/logs/infer/{{model}}/{{bench}}.log",
     script:

@@ -12,5 +12,6 @@ p = sm.params
 torch.set_num_threads(sm.threads)
 bench = registry.get(sm.wildcards.bench, sm.config.get("benchmark_overrides"))
 stats = run_inference(p.ckpt_dir, sm.input.data, p.data_root, bench, sm.output.predictions, p.cache,
-                      batch_size=p.batch_size, shard_size=p.shard_size, dtype=p.dtype, device=p.device)
+                      batch_size=p.batch_size, shard_size=p.shard_size, dtype=p.dtype, device=p.device,
+                      workers=p.workers, threads_per_worker=max(1, sm.threads // p.workers))
 write_json_atomic(sm.output.stats, stats)
