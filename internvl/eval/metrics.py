@@ -33,6 +33,12 @@ class PredictionMismatchError(ValueError):
     """Predictions and data do not cover the same ids."""
 
 
+class ServerScoredError(RuntimeError):
+    """The split has no local gold answers; only its evaluation server can score it (write the
+    submission file with :mod:`internvl.eval.submission` instead). One class for every family, so
+    callers catch one type whichever scorer raised it."""
+
+
 # --- shared checks -----------------------------------------------------------------------------------
 
 

@@ -38,10 +38,6 @@ RELAXED_MAX_CHANGE = 0.05
 REFCOCO_IOU_THRESHOLD = 0.5
 
 
-class ServerScoredError(RuntimeError):
-    """The split has no local gold answers; only its evaluation server can score it."""
-
-
 SERVERS: dict[str, str] = {
     "vqa-vqav2-testdev": "EvalAI (VQA challenge 830)",
     "vqa-vizwiz-test": "EvalAI (VizWiz challenge 1911)",
@@ -377,6 +373,7 @@ SCORERS: dict[str, Scorer] = {
 # register SCORERS, so whichever of the two is imported first, the other finds what it needs.
 from internvl.eval.metrics import (  # noqa: E402
     Scorer,
+    ServerScoredError,
     _accuracy_by_type,
     _as_list,
     _gold_answers,

@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from internvl.eval import metrics as _base  # noqa: E402
 from internvl.eval.metrics import (  # noqa: E402
     PredictionMismatchError,
+    ServerScoredError,
     _as_list,
     _coverage_problems,
     _gold_answers,
@@ -43,10 +44,6 @@ from internvl.eval.metrics import (  # noqa: E402
     score_mmbench,
 )
 from internvl.eval.postprocess import levenshtein, mc_postprocess, vqa_normalize_prediction  # noqa: E402
-
-
-class ServerScoredError(RuntimeError):
-    """The split has no local gold answers; its predictions go to the benchmark's server."""
 
 
 class JudgeRequiredError(RuntimeError):

@@ -9,8 +9,9 @@ import pandas as pd
 
 from internvl.data.io import iter_jsonl, write_json_atomic
 from internvl.errors import DataError
-from internvl.eval.metrics import score
+from internvl.eval.metrics import check_predictions, score
 from internvl.eval.registry import Benchmark
+from internvl.eval.submission import is_server_scored, submission_format
 
 
 def read_predictions(path: str | Path) -> dict[str, str]:
@@ -25,10 +26,25 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     return preds
 
 
-def score_file(bench: Benchmark, data: str | Path, predictions: str | Path) -> dict[str, Any]:
+def score_file(bench: Benchmark, data: str | Path, predictions: str | Path,
+               submission: str | Path | None = None) -> dict[str, Any]:
+    """Score predictions; a server-scored split gets :func:`server_scored_result` instead of an error."""
     frame = pd.read_parquet(data)
     frame["id"] = frame["id"].astype(str)
+    if is_server_scored(bench):
+        return server_scored_result(bench, frame, read_predictions(predictions), submission)
     return score(bench.metric, frame, read_predictions(predictions))
+
+
+def server_scored_result(bench: Benchmark, frame: pd.DataFrame, predictions: dict[str, str],
+                         submission: str | Path | None) -> dict[str, Any]:
+    """No local gold: empty metrics, ``server_scored: true`` and the submission file to upload (its number
+    enters the paper table through ``table.server_scores``). The ids are still checked, as for scoring."""
+    ids = check_predictions(bench.name, frame, predictions)
+    fmt = submission_format(bench)
+    return {"benchmark": bench.name, "metrics": {}, "n": len(ids), "server_scored": True,
+            "submission": None if submission is None else str(submission),
+            "notes": [f"server-scored: upload the submission file to {fmt.server}"]}
 
 
 def write_result(out: str | Path, bench: Benchmark, scored: dict[str, Any], provenance: dict[str, Any]) -> dict:
@@ -40,5 +56,6 @@ def write_result(out: str | Path, bench: Benchmark, scored: dict[str, Any], prov
         "notes": list(scored.get("notes", [])) + list(bench.notes),
         "provenance": provenance,
     }
+    result.update({k: scored[k] for k in ("server_scored", "submission") if k in scored})
     write_json_atomic(out, result)
     return result
