@@ -1,4 +1,4 @@
-"""``internvl`` command line: normalize | normalize-sft | score | infer | train | chat | convert | demo."""
+"""``internvl`` command line: normalize | normalize-sft | score | submit | infer | train | chat | convert | demo."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ def _score(a: argparse.Namespace) -> None:
     result = score_file(bench, a.data, a.predictions)
     write_json_atomic(a.out, result)
     print(json.dumps(result["metrics"], indent=1))
+
+
+def _submit(a: argparse.Namespace) -> None:
+    from internvl.eval import registry
+    from internvl.eval.metrics import PredictionMismatchError
+    from internvl.eval.submission import write_submission
+
+    try:
+        summary = write_submission(registry.resolve(a.split), a.data, a.predictions, a.out)
+    except DataError:
+        raise
+    except PredictionMismatchError as exc:  # unknown or missing ids: a server would score them as wrong
+        raise DataError(a.predictions, str(exc)) from None
+    except (KeyError, ValueError) as exc:  # unknown / locally scored split, wrong extension, missing column
+        raise DataError(a.out, exc.args[0] if exc.args else str(exc)) from None
+    print(json.dumps(summary))
 
 
 def _infer(a: argparse.Namespace) -> None:
@@ -99,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictions", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=_score)
+    p = sub.add_parser("submit", help="write a server-scored split's submission file (.json / .xlsx) from predictions")
+    p.add_argument("split")
+    p.add_argument("--data", required=True)
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_submit)
     p = sub.add_parser("infer", help="batched, resumable inference on a normalized split")
     p.add_argument("split")
     p.add_argument("--checkpoint", required=True)

@@ -53,3 +53,57 @@ rule result_for_configured_model:
         alias=one_of(BENCH_ALIASES),
     shell:
         "cp {input} {output}"
+
+
+# Server-scored splits (no local gold): the file each server takes (internvl/eval/submission.py), and in
+# place of `score` a result with empty metrics, "server_scored": true and the submission's path. The
+# server's number enters the paper table through config table.server_scores.
+from internvl.eval.submission import SUBMISSION_FORMATS
+
+SERVER_BENCHES = [b for b in BENCHES if b in SUBMISSION_FORMATS]
+
+
+def submission_path(model, bench):
+    """results/<model>/submissions/<bench>.<json|xlsx>: the file to upload for a server-scored split."""
+    return f"results/{model}/submissions/{bench}.{SUBMISSION_FORMATS[bench].ext}"
+
+
+rule submission:
+    input:
+        predictions=f"{WORK}/predictions/{{model}}/{{bench}}.jsonl",
+        data=f"{WORK}/parquet/bench/{{bench}}.parquet",
+    output:
+        "results/{model}/submissions/{bench}.{ext}",
+    wildcard_constraints:
+        bench=one_of(SERVER_BENCHES),
+        ext="json|xlsx",
+    params:
+        score_params=lambda w: score_params(w.bench),  # the VQAv2 file carries the prompt
+    log:
+        f"{WORK}/logs/submission/{{model}}/{{bench}}.{{ext}}.log",
+    script:
+        "../scripts/submission.py"
+
+
+rule score_server_scored:
+    input:
+        predictions=f"{WORK}/predictions/{{model}}/{{bench}}.jsonl",
+        stats=f"{WORK}/predictions/{{model}}/{{bench}}.stats.json",
+        data=f"{WORK}/parquet/bench/{{bench}}.parquet",
+        ckpt=lambda w: ckpt_hash_file(w.model),
+        submission=lambda w: submission_path(w.model, w.bench),
+    output:
+        "results/{model}/{bench}.json",
+    wildcard_constraints:
+        bench=one_of(SERVER_BENCHES),
+    params:
+        score_params=lambda w: score_params(w.bench),
+        model_config=lambda w: MODELS[w.model],
+        repo=workflow.basedir,
+    log:
+        f"{WORK}/logs/score/{{model}}/{{bench}}.log",
+    script:
+        "../scripts/score_server_scored.py"
+
+
+ruleorder: score_server_scored > score
