@@ -52,6 +52,9 @@ class Benchmark:
     paper_value: float | None = None  # V1.2's reported number (seed README)
     aliases: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # the LLM-judge protocol that scores the split (internvl.eval.judged.PROTOCOLS), or None. Not part of
+    # score_params(): that also keys inference, and a judge never changes the predictions.
+    judge: str | None = None
 
     def score_params(self) -> dict[str, Any]:
         return {"prompt_style": self.prompt_style, "prompt": self.prompt,
@@ -263,15 +266,18 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         generation=Generation(max_new_tokens=1000), metric="llava-bench", headline="relative_score",
         table="multimodal", column="LLaVA Wild", paper_value=85.0, aliases=("llava_bench",),
         notes=("judge-scored: GPT-4-0613 (T 0.2, 1024 tokens) reviews the GPT-4 reference vs the model with "
-               "rule.json; final numbers via metrics_family_b.llava_bench_from_reviews",),
+               "rule.json (internvl.eval.judged, config 'judge:'); final numbers via "
+               "metrics_family_b.llava_bench_from_reviews",),
+        judge="llava-bench",
     ),
     Benchmark(
         name="mmvet", prompt_style="question_suffix", prompt="",
         generation=Generation(max_new_tokens=1000), metric="mmvet", headline="total",
         table="multimodal", column="MM-Vet", paper_value=48.9, aliases=("mm-vet",),
         notes=("the script appends ' ' + '' to the question",
-               "judge-scored: the official MM-Vet GPT-4 grader on {'v1_<id>': answer}; final numbers via "
-               "metrics_family_b.mmvet_from_grades"),
+               "judge-scored: the official MM-Vet GPT-4 grader on {'v1_<id>': answer} (internvl.eval.judged, "
+               "config 'judge:'); final numbers via metrics_family_b.mmvet_from_grades"),
+        judge="mmvet",
     ),
     Benchmark(
         name="mmvp", prompt_style="multiple_choice", prompt=MC_PROMPT_EN,
@@ -283,8 +289,10 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         name="mathvista-testmini", prompt_style="as_is", prompt="",
         generation=Generation(max_new_tokens=1000), metric="mathvista-testmini", headline="accuracy",
         table="multimodal", column="MathVista (testmini)", paper_value=47.7, aliases=("MathVista_testmini",),
-        notes=("responses the rules cannot parse need the LLM answer extractor (gpt-3.5-turbo in V1.2); "
-               "score() raises until extractions are supplied",),
+        notes=("responses the rules cannot parse need the LLM answer extractor (gpt-3.5-turbo in V1.2; "
+               "internvl.eval.judged, config 'judge:'); score() without a judge raises until extractions are "
+               "supplied",),
+        judge="mathvista-testmini",
     ),
     Benchmark(
         name="mathvista-test", prompt_style="as_is", prompt="",

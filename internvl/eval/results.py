@@ -9,6 +9,8 @@ import pandas as pd
 
 from internvl.data.io import iter_jsonl, write_json_atomic
 from internvl.errors import DataError
+from internvl.eval.judge import JudgeClient
+from internvl.eval.judged import score_judged
 from internvl.eval.metrics import check_predictions, score
 from internvl.eval.registry import Benchmark
 from internvl.eval.submission import is_server_scored, submission_format
@@ -27,12 +29,18 @@ def read_predictions(path: str | Path) -> dict[str, str]:
 
 
 def score_file(bench: Benchmark, data: str | Path, predictions: str | Path,
-               submission: str | Path | None = None) -> dict[str, Any]:
-    """Score predictions; a server-scored split gets :func:`server_scored_result` instead of an error."""
+               submission: str | Path | None = None, judge: JudgeClient | None = None) -> dict[str, Any]:
+    """Score predictions; a server-scored split gets :func:`server_scored_result` instead of an error.
+
+    A judge-scored split (``bench.judge``) is scored through ``judge`` (:mod:`internvl.eval.judged`);
+    without one its scorer raises ``JudgeRequiredError`` / ``ExtractorRequiredError``.
+    """
     frame = pd.read_parquet(data)
     frame["id"] = frame["id"].astype(str)
     if is_server_scored(bench):
         return server_scored_result(bench, frame, read_predictions(predictions), submission)
+    if bench.judge and judge is not None:
+        return score_judged(bench.metric, bench.judge, frame, read_predictions(predictions), judge)
     return score(bench.metric, frame, read_predictions(predictions))
 
 
@@ -56,6 +64,6 @@ def write_result(out: str | Path, bench: Benchmark, scored: dict[str, Any], prov
         "notes": list(scored.get("notes", [])) + list(bench.notes),
         "provenance": provenance,
     }
-    result.update({k: scored[k] for k in ("server_scored", "submission") if k in scored})
+    result.update({k: scored[k] for k in ("server_scored", "submission", "judge") if k in scored})
     write_json_atomic(out, result)
     return result

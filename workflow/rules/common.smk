@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 from internvl.eval import registry
+from internvl.eval.judge import JudgeConfig
+from internvl.eval.judged import protocol as judge_protocol
 
 WORK = config["workdir"]
 DEMO = "demo" in config
@@ -35,8 +37,50 @@ def score_params(bench):
     return json.dumps(bench_entry(bench).score_params(), sort_keys=True)
 
 
+# LLM judge (LLaVA-Bench, MM-Vet, MathVista extraction): the config's optional `judge:` block. Checked
+# here when present; required only when a judged result is requested (see judged_score_inputs).
+JUDGE = JudgeConfig.from_config(config["judge"]) if config.get("judge") is not None else None
+NO_JUDGE = "no-judge-configured"
+JUDGE_SLUG = JUDGE.slug if JUDGE is not None else NO_JUDGE
+JUDGED_BENCHES = [b for b in BENCHES if bench_entry(b).judge]
+
+
+def require_judge(bench):
+    if JUDGE is None:
+        raise ValueError(
+            f"benchmark {bench!r} is scored by an LLM judge ({bench_entry(bench).judge} protocol), but the config "
+            "has no 'judge:' block; add one (base_url, model, api_key_env, timeout_s, max_retries; README "
+            "'Judge-scored benchmarks') or drop the benchmark from 'benchmarks'"
+        )
+    return JUDGE
+
+
+def judge_params(bench):
+    """The judge settings that change a judged score (judge identity + protocol prompts/decoding): a params
+    entry of the judged score rule only, so a new judge reruns scoring and never inference."""
+    judge = require_judge(bench)
+    return json.dumps({"judge": judge.score_params(), "protocol": judge_protocol(bench_entry(bench).judge).fingerprint()},
+                      sort_keys=True)
+
+
+def judged_score_inputs(wildcards):
+    """Inputs of score_judged; fails with a clear message (at DAG time) when no judge is configured."""
+    require_judge(wildcards.bench)
+    return {
+        "predictions": f"{WORK}/predictions/{wildcards.model}/{wildcards.bench}.jsonl",
+        "stats": f"{WORK}/predictions/{wildcards.model}/{wildcards.bench}.stats.json",
+        "data": f"{WORK}/parquet/bench/{wildcards.bench}.parquet",
+        "ckpt": ckpt_hash_file(wildcards.model),
+    }
+
+
 def result_path(model, bench):
-    """Where the scored result of (model, benchmark) lives; the one place that names result files."""
+    """Where the scored result of (model, benchmark) lives; the one place that names result files.
+
+    A judge-scored benchmark's file names its judge (results/<model>/<bench>@<judge slug>.json), so
+    results of different judges never overwrite each other."""
+    if bench_entry(bench).judge:
+        return f"results/{model}/{bench}@{JUDGE_SLUG}.json"
     return f"results/{model}/{bench}.json"
 
 

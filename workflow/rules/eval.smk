@@ -44,6 +44,29 @@ rule score:
         "../scripts/score.py"
 
 
+# LLaVA-Bench, MM-Vet, MathVista testmini: scored through the config's LLM judge (internvl.eval.judged).
+# The file names the judge (result_path); the judge settings are a params entry of this rule only, so a
+# new judge reruns scoring, never inference; every call is cached under {WORK}/cache/judge/<judge slug>/.
+rule score_judged:
+    input:
+        unpack(judged_score_inputs),
+    output:
+        "results/{model}/{bench}@{judge}.json",
+    wildcard_constraints:
+        bench=one_of(JUDGED_BENCHES),
+        judge=one_of([JUDGE_SLUG]),
+    params:
+        score_params=lambda w: score_params(w.bench),
+        judge=lambda w: judge_params(w.bench),
+        judge_cache=f"{WORK}/cache/judge",
+        model_config=lambda w: MODELS[w.model],
+        repo=workflow.basedir,
+    log:
+        f"{WORK}/logs/score/{{model}}/{{bench}}@{{judge}}.log",
+    script:
+        "../scripts/score.py"
+
+
 rule result_for_configured_model:
     input:
         lambda w: result_path(config["model"], registry.resolve(w.alias).name),
