@@ -128,18 +128,33 @@ def sample_scene(rng: random.Random, n_shapes: int | None = None) -> Scene:
     return Scene(shapes=tuple(shapes))
 
 
+def _geometry(s: Shape, size: int) -> tuple[float, tuple[int, int, int, int]]:
+    """The shape's horizontal centre and the integer box PIL draws it in (corners inclusive)."""
+    cell = size / 2
+    extent = _EXTENT[s.size] * cell
+    slack = 0.7 * (cell - extent) / 2
+    cx = (s.col + 0.5) * cell + s.dx / JITTER_STEPS * slack
+    cy = (s.row + 0.5) * cell + s.dy / JITTER_STEPS * slack
+    half = extent / 2
+    return cx, (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+def shape_box(s: Shape, size: int) -> tuple[int, int, int, int]:
+    """Pixel box ``(x1, y1, x2, y2)`` that :func:`render` fills for ``s``, with exclusive right/bottom ends.
+
+    Grounding benchmarks (RefCOCO) need the true extent of a drawn object; PIL draws the corners of its
+    box inclusively, so the covered pixels are x1..x2-1 and y1..y2-1 (triangles share the same box).
+    """
+    x1, y1, x2, y2 = _geometry(s, size)[1]
+    return x1, y1, x2 + 1, y2 + 1
+
+
 def render(scene: Scene, size: int = 224) -> Image.Image:
     """Draw the scene as an RGB image with a plain light background (deterministic, no antialiasing)."""
     img = Image.new("RGB", (size, size), BACKGROUND)
     draw = ImageDraw.Draw(img)
-    cell = size / 2
     for s in scene.shapes:
-        extent = _EXTENT[s.size] * cell
-        slack = 0.7 * (cell - extent) / 2
-        cx = (s.col + 0.5) * cell + s.dx / JITTER_STEPS * slack
-        cy = (s.row + 0.5) * cell + s.dy / JITTER_STEPS * slack
-        half = extent / 2
-        box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+        cx, box = _geometry(s, size)
         fill = COLORS[s.color]
         if s.kind == "circle":
             draw.ellipse(box, fill=fill)

@@ -96,6 +96,10 @@ class DemoSizes:
     coco_images: int = 100
     pope_images: int = 10
     image_size: int = 224
+    # Opt-in: also write every other split of internvl.eval.registry.BENCHMARKS (internvl.demo.bench_writers),
+    # each with about bench_items questions. Off by default, so the default demo stays as it was.
+    all_benchmarks: bool = False
+    bench_items: int = 8
 
     @classmethod
     def tiny(cls) -> DemoSizes:
@@ -519,6 +523,10 @@ def build_demo(root: Path, seed: int = 0, sizes: DemoSizes | None = None) -> dic
     summary.update(_write_vqav2(root, seed, sizes, bench_scenes))
     summary.update(_write_coco_caption(root, seed, sizes, bench_scenes))
     summary.update(_write_pope(root, seed, sizes, bench_scenes))
+    if sizes.all_benchmarks:  # imported here: bench_writers imports this module
+        from internvl.demo.bench_writers import write_all_benchmarks
+
+        summary.update(write_all_benchmarks(root, seed, sizes, bench_scenes))
     summary.update(_write_sft(root, seed, sizes, bench_scenes))
     summary["data/coco/val2014"] = sizes.vqav2_images + sizes.coco_images
     summary["data/pope/val2014"] = sizes.pope_images
