@@ -32,7 +32,15 @@ def _score(a: argparse.Namespace) -> None:
     from internvl.eval.results import score_file
 
     bench = registry.resolve(a.split)
-    result = score_file(bench, a.data, a.predictions)
+    judge = None
+    if a.judge_base_url or a.judge_model:
+        from internvl.eval.judge import JudgeClient, JudgeConfig
+
+        if not (a.judge_base_url and a.judge_model):
+            raise SystemExit("error: --judge-base-url and --judge-model go together")
+        cfg = JudgeConfig(base_url=a.judge_base_url, model=a.judge_model, api_key_env=a.judge_api_key_env)
+        judge = JudgeClient(cfg, Path(a.judge_cache) / f"{cfg.slug}.jsonl")
+    result = score_file(bench, a.data, a.predictions, judge=judge)
     write_json_atomic(a.out, result)
     print(json.dumps(result["metrics"], indent=1))
 
@@ -114,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--predictions", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--judge-base-url", help="OpenAI-compatible endpoint for llava-bench, mmvet, mathvista-testmini")
+    p.add_argument("--judge-model", help="judge model name, e.g. gpt-4-0613")
+    p.add_argument("--judge-api-key-env", default=None, help="NAME of the env variable holding the key")
+    p.add_argument("--judge-cache", default=".cache/internvl-judge", help="folder of the judge-call cache")
     p.set_defaults(fn=_score)
     p = sub.add_parser("submit", help="write a server-scored split's submission file (.json / .xlsx) from predictions")
     p.add_argument("split")

@@ -493,3 +493,18 @@ def test_schema_accepts_the_judge_block_and_rejects_typos() -> None:
     cfg["judge"]["api_key"] = "sk-do-not-put-keys-in-configs"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(cfg, schema)
+
+
+@needs_realdata
+def test_score_cli_takes_a_judge(fake: FakeJudge, tmp_path: Path) -> None:
+    from internvl.cli import main
+
+    data = normalize("mmvet", build_mmvet_root(tmp_path / "root")).to_pandas()
+    parquet, pred_file = _write_inputs(tmp_path, data, {rid: f"prediction {rid}" for rid in data["id"]})
+    out = tmp_path / "score.json"
+    args = ["score", "mmvet", "--data", str(parquet), "--predictions", str(pred_file), "--out", str(out),
+            "--judge-base-url", fake.base_url, "--judge-model", "gpt-4-0613", "--judge-cache", str(tmp_path / "jc")]
+    main(args)
+    assert json.loads(out.read_text())["metrics"]["total"] == pytest.approx(70.0) and len(fake.requests) == 25
+    main(args)  # cached: no new requests
+    assert len(fake.requests) == 25
