@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from internvl.eval.judged import score_judged
 from internvl.eval.metrics import check_predictions, score
 from internvl.eval.registry import Benchmark
 from internvl.eval.submission import is_server_scored, submission_format
+from internvl.provenance import git_commit, package_versions
 
 
 def read_predictions(path: str | Path) -> dict[str, str]:
@@ -53,6 +55,22 @@ def server_scored_result(bench: Benchmark, frame: pd.DataFrame, predictions: dic
     return {"benchmark": bench.name, "metrics": {}, "n": len(ids), "server_scored": True,
             "submission": None if submission is None else str(submission),
             "notes": [f"server-scored: upload the submission file to {fmt.server}"]}
+
+
+def provenance(model: str, model_config: dict[str, Any], checkpoint_hash_file: str | Path, bench: Benchmark,
+               inference_stats: str | Path, data: str | Path, repo: str | Path) -> dict[str, Any]:
+    """What a result records about how it was made: checkpoint content hash, every score-affecting
+    setting, the inference run's statistics, package versions and the git commit."""
+    return {
+        "model": model,
+        "model_config": model_config,
+        "checkpoint_sha256": Path(checkpoint_hash_file).read_text().strip(),
+        "score_params": bench.score_params(),
+        "inference": json.loads(Path(inference_stats).read_text()),
+        "data_parquet": str(data),
+        "packages": package_versions(),
+        "git_commit": git_commit(repo),
+    }
 
 
 def write_result(out: str | Path, bench: Benchmark, scored: dict[str, Any], provenance: dict[str, Any]) -> dict:

@@ -4,9 +4,8 @@ from pathlib import Path
 
 from internvl.eval import registry
 from internvl.eval.judge import JudgeClient, JudgeConfig
-from internvl.eval.results import score_file, write_result
+from internvl.eval.results import provenance, score_file, write_result
 from internvl.logs import setup
-from internvl.provenance import git_commit, package_versions
 
 sm = snakemake  # noqa: F821
 setup(sm.log[0])
@@ -25,17 +24,9 @@ if bench.judge:
                          f"{judge_params['judge']} / {sm.wildcards.judge!r}")
     client = JudgeClient(config, Path(sm.params.judge_cache) / config.slug / f"{bench.name}.jsonl")
 scored = score_file(bench, sm.input.data, sm.input.predictions, judge=client)
-provenance = {
-    "model": sm.wildcards.model,
-    "model_config": sm.params.model_config,
-    "checkpoint_sha256": Path(sm.input.ckpt).read_text().strip(),
-    "score_params": bench.score_params(),
-    "inference": json.loads(Path(sm.input.stats).read_text()),
-    "data_parquet": sm.input.data,
-    "packages": package_versions(),
-    "git_commit": git_commit(sm.params.repo),
-}
+prov = provenance(sm.wildcards.model, sm.params.model_config, sm.input.ckpt, bench, sm.input.stats, sm.input.data,
+                  sm.params.repo)
 if client is not None:
-    provenance["judge"] = {k: v for k, v in scored["judge"].items() if k != "items"}
-    provenance["judge"]["cache"] = str(client.cache.path) if client.cache is not None else None
-write_result(sm.output[0], bench, scored, provenance)
+    prov["judge"] = {k: v for k, v in scored["judge"].items() if k != "items"}
+    prov["judge"]["cache"] = str(client.cache.path) if client.cache is not None else None
+write_result(sm.output[0], bench, scored, prov)
