@@ -507,8 +507,6 @@ def write_mathvista(root: Path, seed: int, sizes: DemoSizes, scenes: set[Scene])
 # ---------------------------------------------------------------------------------------------------------
 # SEED-Bench-1 (image part)
 
-_RELATIONS = ("to the left of", "to the right of", "above", "below")
-
 
 def _seed_question(tid: int, scene: Scene, rng: random.Random) -> tuple[str, list[str]] | None:
     """(question, 4 options with the correct one first) for SEED type ``tid``, or None if the scene has none."""
@@ -532,15 +530,11 @@ def _seed_question(tid: int, scene: Scene, rng: random.Random) -> tuple[str, lis
     if tid == 5:
         n = str(len(scene.shapes))
         return "How many shapes are in the image?", [n, *[str(i) for i in range(1, 5) if str(i) != n]]
-    pairs = [(a, b) for a in scene.shapes for b in scene.shapes if a != b and (a.row == b.row or a.col == b.col)]
-    if not pairs:
+    drawn = world.spatial_relation(scene, rng)
+    if drawn is None:
         return None
-    a, b = rng.choice(pairs)
-    if a.row == b.row:
-        rel = "to the left of" if a.col < b.col else "to the right of"
-    else:
-        rel = "above" if a.row < b.row else "below"
-    return f"Where is the {a.name} relative to the {b.name}?", [rel, *[r for r in _RELATIONS if r != rel]]
+    a, b, rel = drawn
+    return f"Where is the {a.name} relative to the {b.name}?", [rel, *[r for r in world.RELATIONS if r != rel]]
 
 
 def write_seed(root: Path, seed: int, sizes: DemoSizes, scenes: set[Scene]) -> dict[str, int]:

@@ -437,18 +437,27 @@ def _mc_localization(scene: Scene, rng: random.Random) -> MCQ | None:
     return MCQ(f"Where is the {s.name} located in the image?", opts, cat, MC_CATEGORIES[cat])
 
 
-def _mc_spatial(scene: Scene, rng: random.Random) -> MCQ | None:
-    cat = "spatial_relationship"
+RELATIONS: tuple[str, ...] = ("to the left of", "to the right of", "above", "below")
+
+
+def spatial_relation(scene: Scene, rng: random.Random) -> tuple[Shape, Shape, str] | None:
+    """Two shapes sharing a row or a column, drawn at random, and where the first is relative to the second."""
     pairs = [(a, b) for a in scene.shapes for b in scene.shapes if a != b and (a.row == b.row or a.col == b.col)]
     if not pairs:
         return None
     a, b = rng.choice(pairs)
     if a.row == b.row:
-        answer = "to the left of" if a.col < b.col else "to the right of"
-    else:
-        answer = "above" if a.row < b.row else "below"
-    relations = ("to the left of", "to the right of", "above", "below")
-    opts = (answer, *_distractors(relations, answer, rng.choice((1, 3)), rng))
+        return a, b, "to the left of" if a.col < b.col else "to the right of"
+    return a, b, "above" if a.row < b.row else "below"
+
+
+def _mc_spatial(scene: Scene, rng: random.Random) -> MCQ | None:
+    cat = "spatial_relationship"
+    drawn = spatial_relation(scene, rng)
+    if drawn is None:
+        return None
+    a, b, answer = drawn
+    opts = (answer, *_distractors(RELATIONS, answer, rng.choice((1, 3)), rng))
     return MCQ(f"Where is the {a.name} relative to the {b.name}?", opts, cat, MC_CATEGORIES[cat])
 
 
