@@ -98,11 +98,12 @@ def _shard_path(shard_dir: Path, i: int) -> Path:
 
 def _run_shards(rank: int, checkpoint: str, data: str, data_root: str, bench: Benchmark, shard_dir: str,
                 shard_ids: list[list[int]], shard_size: int, batch_size: int, dtype: str, devices: list[str],
-                threads: int, progress: bool) -> None:
+                threads: int, progress: bool, shards: list[list[dict[str, Any]]] | None = None) -> None:
     """Generate this worker's shards (``shard_ids[rank]``), each written atomically as soon as it is done.
 
     A shard holds the same rows and batches whatever the number of workers, so the answers do not
-    depend on how the work was split.
+    depend on how the work was split. A spawned worker reads the data itself (``shards`` None); the
+    in-process path passes the shards it already has.
     """
     from internvl.model.checkpoint import load_pretrained
 
@@ -111,7 +112,8 @@ def _run_shards(rank: int, checkpoint: str, data: str, data_root: str, bench: Be
     mine = shard_ids[rank]
     if not mine:
         return
-    shards = list(_batches(load_rows(data), shard_size))
+    if shards is None:
+        shards = list(_batches(load_rows(data), shard_size))
     model, tok = load_pretrained(checkpoint, dtype=dtype, device=devices[rank])
     gen = Generator(model, tok, Path(data_root))
     bar = tqdm(total=sum(len(shards[i]) for i in mine), desc=f"infer {bench.name}", unit="q", disable=not progress)
@@ -176,7 +178,7 @@ def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Pat
     args = (str(checkpoint), str(data), str(data_root), bench, str(shard_dir), shard_ids, shard_size, batch_size,
             dtype, devices, threads_per_worker)
     if todo and len(devices) == 1:
-        _run_shards(0, *args, progress=True)
+        _run_shards(0, *args, progress=True, shards=shards)
     elif todo:
         _run_parallel((*args, False), len(devices), shard_dir, todo, shards, done, len(rows), bench.name)
     missing = [i for i in range(len(shards)) if not _shard_path(shard_dir, i).exists()]
