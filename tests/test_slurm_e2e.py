@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
 # the tiny demo of tests/test_workflow_e2e.py
 TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64}
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8}
 # long enough to be killed after its first checkpoint (2 ranks, ~0.4 s a step here), saved every 5 steps
 MAX_STEPS, SAVE_STEPS = 20, 5
 TARGETS = ["results/mmbench_dev.json", "work/demo/cluster/gpu_check.json"]
@@ -43,6 +43,7 @@ TARGETS = ["results/mmbench_dev.json", "work/demo/cluster/gpu_check.json"]
 def _config(tmp: Path) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["demo"]["sizes"] = TINY_SIZES
+    cfg["models"]["demo_init"]["recipe"].update(max_steps=2, save_steps=1, logging_steps=1, per_device_train_batch_size=4)
     cfg["models"]["demo_sft"]["recipe"].update(num_train_epochs=1, max_steps=MAX_STEPS, save_steps=SAVE_STEPS,
                                                logging_steps=1, per_device_train_batch_size=4)
     cfg["inference"]["shard_size"] = 8

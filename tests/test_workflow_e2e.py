@@ -23,12 +23,13 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 pytestmark = pytest.mark.e2e
 
 TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64}
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8}
 
 
 def _config(tmp: Path, **over) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["demo"]["sizes"] = TINY_SIZES
+    cfg["models"]["demo_init"]["recipe"].update(max_steps=2, save_steps=1, logging_steps=1, per_device_train_batch_size=4)
     cfg["models"]["demo_sft"]["recipe"].update(num_train_epochs=1, max_steps=4, save_steps=2, logging_steps=1,
                                                per_device_train_batch_size=4)
     cfg["inference"]["shard_size"] = 8
@@ -99,6 +100,20 @@ def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
     forced = _planned(_snakemake(tmp, "-n", "--configfile", str(tmp / "test.yaml"), "--forcerun", "train_model",
                                  "--", "all"))
     assert forced == plan
+
+
+def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):
+    tmp, _ = demo_run
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    cfg["models"]["demo_init"]["recipe"]["learning_rate"] = 0.002
+    changed = tmp / "changed_lm.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    n = len(cfg["benchmarks"])
+    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    # both scored models (the SFT's init and the SFT) are new: every benchmark reruns for each
+    assert plan == {"lm_pretrain_model": 1, "train_model": 1, "infer": 2 * n, "score": 2 * n, "paper_table": 1,
+                    "result_for_configured_model": aliases}
 
 
 def test_changed_prompt_replans_only_that_benchmark(demo_run):

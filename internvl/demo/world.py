@@ -206,6 +206,15 @@ def caption_templates(scene: Scene) -> list[str]:
     ]
 
 
+def describe(scene: Scene) -> str:
+    """The scene in words, for the text-only corpus the demo LLM is pretrained on (``Picture: ...``).
+
+    Every shape with its size, colour, kind and cell, in reading order: the text holds everything the
+    rendered image shows, so a question about the image has the same answer about this text.
+    """
+    return "Picture: " + ", ".join(_phrase(s, position=True) for s in scene.shapes) + "."
+
+
 def caption(scene: Scene, rng: random.Random) -> str:
     """One caption, paraphrase drawn at random."""
     return rng.choice(caption_templates(scene))

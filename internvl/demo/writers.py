@@ -58,6 +58,7 @@ MC_INSTRUCTION = MC_PROMPT_EN
 LETTERS = "ABCD"
 
 META_PATH = "playground/meta/demo_finetune.json"
+LM_CORPUS = "playground/demo_lm_corpus.jsonl"
 IMAGE_DIR = "playground/data/demo_shapes/images"
 MMBENCH_TSV = "data/mmbench/mmbench_dev_20230712.tsv"
 MMBENCH_COLUMNS = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
@@ -89,6 +90,10 @@ class DemoSizes:
     multi_turn_fraction: float = 0.3
     vqa_max_turns: int = 3  # a multi-turn VQA sample asks 2..vqa_max_turns questions about its image
     mcq_max_turns: int = 1  # likewise for multiple-choice samples (1: always one question)
+    # Text-only corpus the demo LLM is pretrained on before SFT (the stand-in for Yi-34B's pretraining):
+    # lm_docs conversations about scenes described in words, lm_turns questions each.
+    lm_docs: int = 4800
+    lm_turns: int = 4
     mmbench_questions: int = 200
     mmbench_circular: bool = True
     vqav2_images: int = 100
@@ -105,7 +110,7 @@ class DemoSizes:
     def tiny(cls) -> DemoSizes:
         """A few of everything, for tests."""
         return cls(sft_caption=12, sft_vqa=16, sft_mcq=12, sft_text=6, mmbench_questions=16, vqav2_images=4,
-                   coco_images=4, pope_images=3, image_size=64)
+                   coco_images=4, pope_images=3, image_size=64, lm_docs=24)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -473,6 +478,51 @@ def _sft_text(seed: int, sizes: DemoSizes) -> list[dict[str, Any]]:
     return records
 
 
+def _mcq_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    while True:
+        mcq = world.sample_mcq(scene, rng, rng.choice(tuple(world.MC_CATEGORIES)))
+        if mcq is not None:
+            break
+    options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
+    return mmbench_prompt(mcq.question, options, world.sample_hint(rng)), answer
+
+
+def _lm_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    u = rng.random()
+    if u < 0.15:
+        return CAPTION_PROMPT, world.caption(scene, rng)
+    if u < 0.55:
+        return _short_turn(scene, rng)
+    return _mcq_turn(scene, rng)
+
+
+def _lm_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
+    """Text-only conversations for the demo LLM's pretraining: the scene in words, then questions.
+
+    Why it exists: V1.2 starts its SFT from a pretrained chat LLM that already looks things up in its
+    context (which option holds a word, whether a phrase occurred). Our from-scratch tiny LLM does not
+    learn that from SFT's answer-only loss in the CPU budget; trained with loss on every token of these
+    texts it does within a few hundred steps. The questions use the benchmark prompt formats, the scenes
+    are fresh (never a benchmark scene) and no image is involved.
+    """
+    rng = _rng(seed, "lm-corpus")
+    records = []
+    for i in range(sizes.lm_docs):
+        scene = _fresh_scene(rng, banned)
+        conv: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for _ in range(8 * sizes.lm_turns):
+            if len(conv) == 2 * sizes.lm_turns:
+                break
+            q, a = _lm_turn(scene, rng)
+            if q in seen:
+                continue
+            seen.add(q)
+            conv += _turn(q if conv else f"{world.describe(scene)}\n{q}", a)
+        records.append({"id": f"lm_{i:06d}", "conversations": conv})
+    return records
+
+
 # name -> (root, annotation); roots differ on purpose, like the original mixture's roots
 SFT_SOURCES: dict[str, tuple[str, str]] = {
     "demo_shapes_caption": ("playground/data/", "playground/demo_shapes_caption.jsonl"),
@@ -528,6 +578,8 @@ def build_demo(root: Path, seed: int = 0, sizes: DemoSizes | None = None) -> dic
 
         summary.update(write_all_benchmarks(root, seed, sizes, bench_scenes))
     summary.update(_write_sft(root, seed, sizes, bench_scenes))
+    write_jsonl_atomic(root / LM_CORPUS, _lm_corpus(seed, sizes, bench_scenes))
+    summary[LM_CORPUS] = sizes.lm_docs
     summary["data/coco/val2014"] = sizes.vqav2_images + sizes.coco_images
     summary["data/pope/val2014"] = sizes.pope_images
     return summary

@@ -87,9 +87,12 @@ def run_fingerprint(cfg: SFTConfig) -> str:
 
 def prepare_work_dir(cfg: SFTConfig) -> bool:
     """Keep the Trainer checkpoints only if they belong to this exact run; return whether to resume."""
-    work = Path(cfg.work_dir)
+    return vet_work_dir(Path(cfg.work_dir), run_fingerprint(cfg))
+
+
+def vet_work_dir(work: Path, fp: str) -> bool:
+    """Drop step checkpoints stamped with another fingerprint (or none), stamp ``fp``; True iff one to resume."""
     stamp = work / "run_fingerprint.txt"
-    fp = run_fingerprint(cfg)
     checkpoints = sorted(work.glob("checkpoint-*")) if work.is_dir() else []
     if checkpoints and (not stamp.exists() or stamp.read_text().strip() != fp):
         log.warning("discarding %d Trainer checkpoint(s) in %s: they belong to another run (settings, "

@@ -10,6 +10,10 @@ def _train_models():
     return [m for m, v in MODELS.items() if v["kind"] == "train"]
 
 
+def _lm_pretrain_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "lm_pretrain"]
+
+
 def _hub_models():
     return [m for m, v in MODELS.items() if v["kind"] == "hub"]
 
@@ -58,6 +62,31 @@ rule train_model:
         f"{WORK}/logs/train/{{model}}.log",
     script:
         "../scripts/train_model.py"
+
+
+rule lm_pretrain_model:
+    # The LLM of an initialised checkpoint trained on a text corpus (loss on every token): the demo's
+    # stand-in for the pretrained chat LLM that V1.2's SFT starts from (internvl.train.lm_pretrain).
+    input:
+        init=lambda w: ckpt_hash_file(MODELS[w.model]["init"]),
+        corpus=lambda w: raw_inputs() or [MODELS[w.model]["corpus"]],
+    output:
+        ckpt=directory(f"{WORK}/models/{{model}}"),
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=one_of(_lm_pretrain_models()),
+    params:
+        init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
+        corpus=lambda w: MODELS[w.model]["corpus"],
+        recipe=lambda w: MODELS[w.model]["recipe"],
+        work_dir=lambda w: f"{WORK}/train_state/{w.model}",
+    threads: lambda wildcards: workflow.cores
+    resources:
+        gpu=lambda w: MODELS[w.model].get("gpus", 0),
+    log:
+        f"{WORK}/logs/train/{{model}}.log",
+    script:
+        "../scripts/lm_pretrain_model.py"
 
 
 rule download_model:
