@@ -81,9 +81,18 @@ def test_full_run_writes_results_with_provenance(demo_run):
     assert "demo_init" in table and "demo_sft" in table and "POPE" in table
 
 
+def _reversed(obj):
+    return {k: _reversed(obj[k]) for k in reversed(list(obj))} if isinstance(obj, dict) else obj
+
+
 def test_rerun_plans_nothing_after_a_full_run(demo_run):
     tmp, cfg = demo_run
     assert _planned(_snakemake(tmp, "-n", "--configfile", str(cfg), "--", "all")) == {}
+    # the same settings with every mapping's keys in the opposite order: still nothing to do
+    reordered = tmp / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(_reversed(yaml.safe_load(cfg.read_text())), sort_keys=False))
+    assert reordered.read_text() != cfg.read_text()
+    assert _planned(_snakemake(tmp, "-n", "--configfile", str(reordered), "--", "all")) == {}
 
 
 def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):

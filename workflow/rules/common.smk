@@ -28,6 +28,12 @@ wildcard_constraints:
     bench=one_of(BENCHES),
 
 
+def canonical(obj):
+    """A dict-valued param as sorted JSON: Snakemake compares params by their text, so otherwise merely
+    reordering keys in the YAML (or a tool that rewrites it sorted) would rerun the rule."""
+    return json.dumps(obj, sort_keys=True)
+
+
 def bench_entry(bench):
     return registry.get(bench, config.get("benchmark_overrides"))
 

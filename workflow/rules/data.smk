@@ -8,7 +8,7 @@ if DEMO:
             summary=demo_summary(),
         params:
             seed=config["demo"].get("seed", 0),
-            sizes=config["demo"].get("sizes", {}),
+            sizes=canonical(config["demo"].get("sizes", {})),
             root=f"{WORK}/raw",
         log:
             f"{WORK}/logs/demo_data.log",

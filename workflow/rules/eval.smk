@@ -36,7 +36,7 @@ rule score:
         "results/{model}/{bench}.json",
     params:
         score_params=lambda w: score_params(w.bench),
-        model_config=lambda w: MODELS[w.model],
+        model_config=lambda w: canonical(MODELS[w.model]),
         repo=workflow.basedir,
     log:
         f"{WORK}/logs/score/{{model}}/{{bench}}.log",
@@ -59,7 +59,7 @@ rule score_judged:
         score_params=lambda w: score_params(w.bench),
         judge=lambda w: judge_params(w.bench),
         judge_cache=f"{WORK}/cache/judge",
-        model_config=lambda w: MODELS[w.model],
+        model_config=lambda w: canonical(MODELS[w.model]),
         repo=workflow.basedir,
     log:
         f"{WORK}/logs/score/{{model}}/{{bench}}@{{judge}}.log",
@@ -121,7 +121,7 @@ rule score_server_scored:
         bench=one_of(SERVER_BENCHES),
     params:
         score_params=lambda w: score_params(w.bench),
-        model_config=lambda w: MODELS[w.model],
+        model_config=lambda w: canonical(MODELS[w.model]),
         repo=workflow.basedir,
     log:
         f"{WORK}/logs/score/{{model}}/{{bench}}.log",

@@ -51,7 +51,7 @@ rule train_model:
         model=one_of(_train_models()),
     params:
         init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
-        recipe=lambda w: MODELS[w.model]["recipe"],
+        recipe=lambda w: canonical(MODELS[w.model]["recipe"]),
         sft_dir=f"{WORK}/parquet/sft",
         base_dir=config["sft"]["base_dir"],
         work_dir=lambda w: f"{WORK}/train_state/{w.model}",
@@ -78,7 +78,7 @@ rule lm_pretrain_model:
     params:
         init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
         corpus=lambda w: MODELS[w.model]["corpus"],
-        recipe=lambda w: MODELS[w.model]["recipe"],
+        recipe=lambda w: canonical(MODELS[w.model]["recipe"]),
         work_dir=lambda w: f"{WORK}/train_state/{w.model}",
     threads: lambda wildcards: workflow.cores
     resources:

@@ -24,8 +24,8 @@ if bench.judge:
                          f"{judge_params['judge']} / {sm.wildcards.judge!r}")
     client = JudgeClient(config, Path(sm.params.judge_cache) / config.slug / f"{bench.name}.jsonl")
 scored = score_file(bench, sm.input.data, sm.input.predictions, judge=client)
-prov = provenance(sm.wildcards.model, sm.params.model_config, sm.input.ckpt, bench, sm.input.stats, sm.input.data,
-                  sm.params.repo)
+prov = provenance(sm.wildcards.model, json.loads(sm.params.model_config), sm.input.ckpt, bench, sm.input.stats,
+                  sm.input.data, sm.params.repo)
 if client is not None:
     prov["judge"] = {k: v for k, v in scored["judge"].items() if k != "items"}
     prov["judge"]["cache"] = str(client.cache.path) if client.cache is not None else None

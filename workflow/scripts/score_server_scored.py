@@ -1,5 +1,7 @@
 """results/<model>/<bench>.json for a server-scored split: no metrics, "server_scored": true, the submission
 file to upload, and the same provenance as a locally scored result (workflow/scripts/score.py)."""
+import json
+
 from internvl.eval import registry
 from internvl.eval.results import provenance, score_file, write_result
 from internvl.logs import setup
@@ -8,6 +10,6 @@ sm = snakemake  # noqa: F821
 setup(sm.log[0])
 bench = registry.get(sm.wildcards.bench, sm.config.get("benchmark_overrides"))
 scored = score_file(bench, sm.input.data, sm.input.predictions, submission=sm.input.submission)
-prov = provenance(sm.wildcards.model, sm.params.model_config, sm.input.ckpt, bench, sm.input.stats, sm.input.data,
-                  sm.params.repo)
+prov = provenance(sm.wildcards.model, json.loads(sm.params.model_config), sm.input.ckpt, bench, sm.input.stats,
+                  sm.input.data, sm.params.repo)
 write_result(sm.output[0], bench, scored, prov)

@@ -3,6 +3,7 @@
 In-process by default. A rule given an ``mpi`` resource with several nodes/tasks (the Slurm profile's
 multi-node SFT) launches one Slurm task per node, each running torchrun (internvl.train.launch).
 """
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from internvl.train.recipe import SFTConfig, train
 setup(snakemake.log[0])  # noqa: F821
 p = snakemake.params  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
-settings = {**p.recipe, "init": p.init_dir, "sft_dir": p.sft_dir, "base_dir": p.base_dir,
+settings = {**json.loads(p.recipe), "init": p.init_dir, "sft_dir": p.sft_dir, "base_dir": p.base_dir,
             "output": snakemake.output.ckpt, "work_dir": p.work_dir}  # noqa: F821
 cfg = SFTConfig.from_dict(settings)
 plan = launch.plan_from_resources(dict(snakemake.resources.items()))  # noqa: F821
