@@ -95,15 +95,20 @@ def test_rerun_plans_nothing_after_a_full_run(demo_run):
     assert _planned(_snakemake(tmp, "-n", "--configfile", str(reordered), "--", "all")) == {}
 
 
-def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
-    tmp, _ = demo_run
+def _plan_with_lr(tmp: Path, model: str) -> tuple[dict[str, int], int, int]:
+    """Dry-run plan after changing ``model``'s learning rate; also the benchmark and result-alias counts."""
     cfg = yaml.safe_load((tmp / "test.yaml").read_text())
-    cfg["models"]["demo_sft"]["recipe"]["learning_rate"] = 0.002
-    changed = tmp / "changed_lr.yaml"
+    cfg["models"][model]["recipe"]["learning_rate"] = 0.002
+    changed = tmp / f"changed_lr_{model}.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
-    n = len(cfg["benchmarks"])
     aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    return plan, len(cfg["benchmarks"]), aliases
+
+
+def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
+    tmp, _ = demo_run
+    plan, n, aliases = _plan_with_lr(tmp, "demo_sft")
     assert plan == {"train_model": 1, "infer": n, "score": n, "paper_table": 1, "result_for_configured_model": aliases}
     # a retrain with unchanged settings (forced) plans the same jobs
     forced = _planned(_snakemake(tmp, "-n", "--configfile", str(tmp / "test.yaml"), "--forcerun", "train_model",
@@ -113,13 +118,7 @@ def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
 
 def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):
     tmp, _ = demo_run
-    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
-    cfg["models"]["demo_init"]["recipe"]["learning_rate"] = 0.002
-    changed = tmp / "changed_lm.yaml"
-    changed.write_text(yaml.safe_dump(cfg))
-    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
-    n = len(cfg["benchmarks"])
-    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    plan, n, aliases = _plan_with_lr(tmp, "demo_init")
     # both scored models (the SFT's init and the SFT) are new: every benchmark reruns for each
     assert plan == {"lm_pretrain_model": 1, "train_model": 1, "infer": 2 * n, "score": 2 * n, "paper_table": 1,
                     "result_for_configured_model": aliases}

@@ -28,7 +28,7 @@ import torch
 from internvl.data.io import DataError, iter_jsonl
 from internvl.model.checkpoint import load_pretrained, save_pretrained
 from internvl.train.preprocess import render
-from internvl.train.recipe import vet_work_dir
+from internvl.train.recipe import run_summary, vet_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,6 @@ def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
     resume = prepare_work_dir(cfg)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     save_pretrained(model, cfg.output, tokenizer=tokenizer)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    summary = {
-        "global_steps": trainer.state.global_step, "train_loss": result.training_loss,
-        "first_logged_loss": history[0]["loss"] if history else None,
-        "last_logged_loss": history[-1]["loss"] if history else None,
-        "conversations": len(data), "truncated": data.truncated, "resumed": resume,
-        "config": dataclasses.asdict(cfg),
-    }
+    summary = {**run_summary(trainer, result, resume, cfg), "conversations": len(data), "truncated": data.truncated}
     (Path(cfg.output) / "lm_pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

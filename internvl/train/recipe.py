@@ -117,6 +117,17 @@ def _wait_for_stamp(cfg: SFTConfig, timeout_s: float = 600) -> bool:
     return any((c / "trainer_state.json").exists() for c in Path(cfg.work_dir).glob("checkpoint-*"))
 
 
+def run_summary(trainer, result, resumed: bool, cfg) -> dict[str, Any]:
+    """What a finished Trainer run leaves beside its checkpoint: the loss trajectory, resume, settings."""
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return {
+        "global_steps": trainer.state.global_step, "train_loss": result.training_loss,
+        "first_logged_loss": history[0]["loss"] if history else None,
+        "last_logged_loss": history[-1]["loss"] if history else None,
+        "resumed": resumed, "config": dataclasses.asdict(cfg),
+    }
+
+
 def train(cfg: SFTConfig) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -161,14 +172,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
         save_pretrained(model, cfg.output, tokenizer=tokenizer)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    summary = {
-        "global_steps": trainer.state.global_step, "train_loss": result.training_loss,
-        "first_logged_loss": history[0]["loss"] if history else None,
-        "last_logged_loss": history[-1]["loss"] if history else None,
-        "samples": len(data), "tokenization_mismatches": data.mismatches, "resumed": has_ckpt,
-        "config": dataclasses.asdict(cfg),
-    }
+    summary = {**run_summary(trainer, result, has_ckpt, cfg), "samples": len(data),
+               "tokenization_mismatches": data.mismatches}
     if rank0:  # other ranks would race rank 0 creating the output directory
         (Path(cfg.output) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
