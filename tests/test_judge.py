@@ -463,7 +463,7 @@ def test_score_script_writes_judged_result_with_provenance(fake: FakeJudge, tmp_
         config={"judge": judge_block}, output=[str(out)],
         input=_Named(predictions=str(pred_file), stats=str(stats), data=str(parquet), ckpt=str(ckpt)),
         params=_Named(score_params="{}", judge=params, judge_cache=str(tmp_path / "cache" / "judge"),
-                      model_config={}, repo=str(REPO)),
+                      model_config="{}", repo=str(REPO)),
     )
     runpy.run_path(str(REPO / "workflow" / "scripts" / "score.py"), init_globals={"snakemake": sm})
     result = json.loads(out.read_text())
