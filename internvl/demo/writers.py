@@ -197,6 +197,12 @@ def _arrange(mcq: MCQ, rng: random.Random, answer_pos: int) -> tuple[dict[str, s
     return dict(zip(LETTERS, distractors, strict=False)), LETTERS[answer_pos]
 
 
+def _posed(mcq: MCQ, rng: random.Random) -> tuple[str, str]:
+    """A training turn for ``mcq``: options at random positions, an optional hint, the MMBench prompt, the letter."""
+    options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
+    return mmbench_prompt(mcq.question, options, world.sample_hint(rng)), answer
+
+
 # ---------------------------------------------------------------------------------------------------------
 # benchmarks
 
@@ -440,8 +446,7 @@ def _sft_mcq(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> lis
                 break
         name = f"mcq_{i:06d}.jpg"
         _write_bytes(root / IMAGE_DIR / name, _jpeg(scene, sizes.image_size))
-        options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
-        prompt = mmbench_prompt(mcq.question, options, world.sample_hint(rng))
+        prompt, answer = _posed(mcq, rng)
         conv = _turn(f"<image>\n{prompt}", answer)
         if sizes.mcq_max_turns > 1 and rng.random() < sizes.multi_turn_fraction:
             conv += _more_mcq_turns(scene, rng, rng.choice(range(1, sizes.mcq_max_turns)), {mcq.question})
@@ -460,8 +465,7 @@ def _more_mcq_turns(scene: Scene, rng: random.Random, n: int, seen: set[str]) ->
         if mcq is None or mcq.question in seen:
             continue
         seen.add(mcq.question)
-        options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
-        conv += _turn(mmbench_prompt(mcq.question, options, world.sample_hint(rng)), answer)
+        conv += _turn(*_posed(mcq, rng))
     return conv
 
 
@@ -482,9 +486,7 @@ def _mcq_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
     while True:
         mcq = world.sample_mcq(scene, rng, rng.choice(tuple(world.MC_CATEGORIES)))
         if mcq is not None:
-            break
-    options, answer = _arrange(mcq, rng, rng.randrange(len(mcq.options)))
-    return mmbench_prompt(mcq.question, options, world.sample_hint(rng)), answer
+            return _posed(mcq, rng)
 
 
 def _lm_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
