@@ -47,9 +47,14 @@ def test_demo_corpus_is_text_only_and_deterministic(demo, tmp_path):
 
 @pytest.mark.parametrize("line, field", [
     ('{"id": 1, "conversations": []}', "conversations"),
-    ('{"id": 1, "image": "x.jpg", "conversations": [{"from": "human", "value": "hi"}]}', "image"),
-    ('{"id": 1, "conversations": [{"from": "gpt", "value": "hi"}]}', "conversations[0]"),
-    ('{"id": 1, "conversations": [{"from": "human", "value": "<image>\\nhi"}]}', "image"),
+    ('{"id": 1, "image": "x.jpg", "conversations": [{"from": "human", "value": "<image>\\nhi"}, '
+     '{"from": "gpt", "value": "yo"}]}', "image"),
+    ('{"id": 1, "conversations": [{"from": "human", "value": "hi"}, {"from": "human", "value": "yo"}]}',
+     "conversations[1].from"),
+    ('{"id": 1, "conversations": [{"from": "human", "value": "<image>\\nhi"}, {"from": "gpt", "value": "yo"}]}',
+     "image"),
+    ('{"id": 1, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": " "}]}',
+     "conversations[1].value"),
 ])
 def test_bad_corpus_record_names_file_line_and_field(tmp_path, line, field):
     path = tmp_path / "corpus.jsonl"
@@ -62,7 +67,8 @@ def test_bad_corpus_record_names_file_line_and_field(tmp_path, line, field):
 
 def test_malformed_json_line_is_an_error(tmp_path):
     path = tmp_path / "corpus.jsonl"
-    path.write_text('{"id": 0, "conversations": [{"from": "human", "value": "hi"}]}\n{"id": 1,\n')
+    path.write_text('{"id": 0, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}\n'
+                    '{"id": 1,\n')
     with pytest.raises(DataError, match=r"corpus.jsonl:2"):
         read_corpus(path)
 

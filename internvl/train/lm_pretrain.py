@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from internvl.data.io import DataError, iter_jsonl
+from internvl.data.sft_records import RecordChecker
 from internvl.model.checkpoint import load_pretrained, save_pretrained
 from internvl.train.preprocess import render
 from internvl.train.recipe import run_summary, vet_work_dir
@@ -61,20 +62,15 @@ class LMPretrainConfig:
 
 
 def read_corpus(path: str | Path) -> list[list[dict[str, str]]]:
-    """The conversations of ``path``; a record without alternating human/gpt text turns, or with an
-    ``image``, is an error naming the file, line and field (nothing is skipped)."""
+    """The conversations of ``path``, checked by the SFT data's rule book (file, line and field in every
+    error; nothing skipped), plus one rule of its own: a record with an image is an error."""
+    path = Path(path)
+    checker = RecordChecker(path, path.parent, path.parent, check_images=False)
     out = []
     for lineno, rec in iter_jsonl(path):
-        conv = rec.get("conversations")
-        if not isinstance(conv, list) or not conv:
-            raise DataError(path, "must be a non-empty list", line=lineno, field="conversations")
-        if rec.get("image") is not None or any("<image>" in str(t.get("value", "")) for t in conv):
-            raise DataError(path, "the LM corpus is text-only (no image, no <image> tag)", line=lineno, field="image")
-        for j, turn in enumerate(conv):
-            if turn.get("from") != ("human", "gpt")[j % 2] or not isinstance(turn.get("value"), str):
-                raise DataError(path, f"expected a {('human', 'gpt')[j % 2]} turn with a string 'value'",
-                                line=lineno, field=f"conversations[{j}]")
-        out.append(conv)
+        if checker.validate(rec, lineno) is not None:
+            raise DataError(path, "the LM corpus is text-only", line=lineno, field="image")
+        out.append(rec["conversations"])
     if not out:
         raise DataError(path, "no records")
     return out
