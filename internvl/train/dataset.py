@@ -69,8 +69,8 @@ def pad_collate(batch: list[dict[str, torch.Tensor]], pad_token_id: int) -> dict
     for i, b in enumerate(batch):
         n = len(b["input_ids"])
         ids[i, :n], labels[i, :n], mask[i, :n] = b["input_ids"], b["labels"], 1
-    return {
-        "input_ids": ids, "labels": labels, "attention_mask": mask,
-        "pixel_values": torch.stack([b["pixel_values"] for b in batch]),
-        "image_flags": torch.stack([b["image_flags"] for b in batch]),
-    }
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if "pixel_values" in batch[0]:  # text-only corpora (internvl.train.lm_pretrain) carry no image fields
+        out["pixel_values"] = torch.stack([b["pixel_values"] for b in batch])
+        out["image_flags"] = torch.stack([b["image_flags"] for b in batch])
+    return out

@@ -15,8 +15,6 @@ The HF Trainer brings the loop, the schedule, logging and resume from its step c
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -28,8 +26,9 @@ import torch
 from internvl.data.io import DataError, iter_jsonl
 from internvl.data.sft_records import RecordChecker
 from internvl.model.checkpoint import load_pretrained, save_pretrained
+from internvl.train.dataset import pad_collate
 from internvl.train.preprocess import render
-from internvl.train.recipe import run_summary, vet_work_dir
+from internvl.train.recipe import config_fingerprint, run_summary, settings_from, vet_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,7 @@ class LMPretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMPretrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise KeyError(f"unknown LM pretraining settings: {unknown}")
-        return cls(**d)
+        return settings_from(cls, d, "LM pretraining")
 
 
 def read_corpus(path: str | Path) -> list[list[dict[str, str]]]:
@@ -88,32 +83,12 @@ class LMDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.items[i]}
-
-
-def collate(batch: list[dict[str, torch.Tensor]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    longest = max(len(b["input_ids"]) for b in batch)
-    ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(batch), longest), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), longest), dtype=torch.long)
-    for i, b in enumerate(batch):
-        n = len(b["input_ids"])
-        ids[i, :n] = labels[i, :n] = b["input_ids"]
-        mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def _fingerprint(cfg: LMPretrainConfig) -> str:
-    from internvl.provenance import checkpoint_hash, file_sha256
-
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "work_dir")}
-    payload = {"settings": settings, "init": checkpoint_hash(cfg.init), "corpus": file_sha256(Path(cfg.corpus))}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return {"input_ids": self.items[i], "labels": self.items[i]}
 
 
 def prepare_work_dir(cfg: LMPretrainConfig) -> bool:
     """Resume only from step checkpoints of this exact run (same settings, weights and corpus)."""
-    return vet_work_dir(Path(cfg.work_dir), _fingerprint(cfg))
+    return vet_work_dir(Path(cfg.work_dir), config_fingerprint(cfg, corpus=Path(cfg.corpus)))
 
 
 def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
@@ -140,7 +115,7 @@ def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     trainer = Trainer(model=model, args=args, train_dataset=data,
-                      data_collator=lambda b: collate(b, tokenizer.pad_token_id), optimizers=(optimizer, None))
+                      data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id), optimizers=(optimizer, None))
     resume = prepare_work_dir(cfg)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     save_pretrained(model, cfg.output, tokenizer=tokenizer)

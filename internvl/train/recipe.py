@@ -57,11 +57,15 @@ class SFTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SFTConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise KeyError(f"unknown SFT settings: {unknown}")
-        return cls(**d)
+        return settings_from(cls, d, "SFT")
+
+
+def settings_from(cls, d: dict[str, Any], what: str):
+    """``cls(**d)`` for a settings dataclass, with a typo in a key an error that lists it."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise KeyError(f"unknown {what} settings: {unknown}")
+    return cls(**d)
 
 
 def _freeze(model, cfg: SFTConfig) -> None:
@@ -77,11 +81,17 @@ def _freeze(model, cfg: SFTConfig) -> None:
 def run_fingerprint(cfg: SFTConfig) -> str:
     """What a resumable Trainer state belongs to: every setting (outputs aside) plus the content of
     the initial checkpoint and of the SFT data. A state with another fingerprint is never resumed."""
+    return config_fingerprint(cfg, sft=Path(cfg.sft_dir) / "manifest.json")
+
+
+def config_fingerprint(cfg, **data_files: Path) -> str:
+    """sha256 over ``cfg``'s settings (``output``/``work_dir`` aside), its ``init`` checkpoint's content and
+    the content of each named data file."""
     from internvl.provenance import checkpoint_hash, file_sha256
 
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "work_dir")}
     payload = {"settings": settings, "init": checkpoint_hash(cfg.init),
-               "sft": file_sha256(Path(cfg.sft_dir) / "manifest.json")}
+               **{name: file_sha256(path) for name, path in data_files.items()}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
