@@ -501,11 +501,10 @@ def _lm_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
 def _lm_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
     """Text-only conversations for the demo LLM's pretraining: the scene in words, then questions.
 
-    Why it exists: V1.2 starts its SFT from a pretrained chat LLM that already looks things up in its
-    context (which option holds a word, whether a phrase occurred). Our from-scratch tiny LLM does not
-    learn that from SFT's answer-only loss in the CPU budget; trained with loss on every token of these
-    texts it does within a few hundred steps. The questions use the benchmark prompt formats, the scenes
-    are fresh (never a benchmark scene) and no image is involved.
+    Why it exists: V1.2 starts its SFT from a pretrained chat LLM; the demo's LLM is pretrained on these
+    (see ``internvl.train.lm_pretrain`` for what that measurably does and does not give it). The
+    questions use the benchmark prompt formats, the scenes are fresh (never a benchmark scene) and no
+    image is involved.
     """
     rng = _rng(seed, "lm-corpus")
     records = []
