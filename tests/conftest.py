@@ -25,6 +25,21 @@ def fixture_dir() -> Path:
     return FIXTURE
 
 
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A tiny demo (``raw/``), its tokenizer (``tok/``) and an untrained tiny checkpoint (``ckpt/``), built
+    once for the tests that only read them; tests may add files of their own names beside them."""
+    from internvl.demo.tokenizer import build_demo_tokenizer
+    from internvl.demo.writers import DemoSizes, build_demo, write_corpus
+    from internvl.model.init import init_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    build_demo(root / "raw", seed=1, sizes=DemoSizes.tiny())
+    build_demo_tokenizer(write_corpus(root / "raw"), root / "tok")
+    init_checkpoint("tiny", root / "tok", root / "ckpt", seed=0)
+    return root
+
+
 # --- real-data samples (shared/realdata, see its PROVENANCE.md) ----------------------------------------
 
 

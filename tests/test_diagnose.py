@@ -7,19 +7,12 @@ import re
 import pytest
 
 from internvl.demo import diagnose, world
-from internvl.demo.tokenizer import build_demo_tokenizer
-from internvl.demo.writers import DemoSizes, build_demo, write_corpus
 from internvl.model.checkpoint import load_pretrained
-from internvl.model.init import init_checkpoint
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("diagnose")
-    build_demo(root / "raw", seed=1, sizes=DemoSizes.tiny())
-    build_demo_tokenizer(write_corpus(root / "raw"), root / "tok")
-    init_checkpoint("tiny", root / "tok", root / "ckpt", seed=0)
-    return root / "ckpt"
+def tiny_checkpoint(tiny_demo):
+    return tiny_demo / "ckpt"
 
 
 def _oracle(p: diagnose.Probe, with_image: bool) -> str:

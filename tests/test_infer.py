@@ -8,22 +8,16 @@ from pathlib import Path
 import pytest
 
 from internvl.data.benchmarks import normalize, write_parquet
-from internvl.demo.tokenizer import build_demo_tokenizer
-from internvl.demo.writers import DemoSizes, build_demo, write_corpus
 from internvl.eval import infer as infer_mod
 from internvl.eval import registry
 from internvl.eval.infer import Generator, load_rows, row_image, run_inference
 from internvl.eval.prompts import build_question
 from internvl.model.checkpoint import load_pretrained
-from internvl.model.init import init_checkpoint
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("infer")
-    build_demo(root / "raw", seed=1, sizes=DemoSizes.tiny())
-    build_demo_tokenizer(write_corpus(root / "raw"), root / "tok")
-    init_checkpoint("tiny", root / "tok", root / "ckpt", seed=0)
+def setup(tiny_demo):
+    root = tiny_demo
     data = root / "pope.parquet"
     write_parquet(normalize("pope", root / "raw" / "data"), data)
     return root, data
