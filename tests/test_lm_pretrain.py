@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from internvl.demo import world
 from internvl.demo.tokenizer import build_demo_tokenizer
-from internvl.demo.writers import LM_CORPUS, DemoSizes, build_demo, corpus_texts
+from internvl.demo.writers import LM_CORPUS, LOOKUP_CORPUS, DemoSizes, build_demo, corpus_texts
 from internvl.errors import DataError
 from internvl.model.init import init_checkpoint
 from internvl.train.lm_pretrain import LMPretrainConfig, pretrain_llm, read_corpus
@@ -43,6 +43,34 @@ def test_demo_corpus_is_text_only_and_deterministic(demo, tmp_path):
     assert {"Yes", "No"} & set(answers) and any(a in ("A", "B", "C", "D") for a in answers)
     build_demo(tmp_path, seed=0, sizes=DemoSizes.tiny())
     assert (tmp_path / LM_CORPUS).read_bytes() == (root / LM_CORPUS).read_bytes()
+
+
+def test_lookup_corpus_is_opt_in_and_asks_only_lookups_with_true_answers(demo, tmp_path):
+    root, summary = demo
+    assert LOOKUP_CORPUS not in summary and not (root / LOOKUP_CORPUS).exists()
+    sizes = DemoSizes(**{**DemoSizes.tiny().__dict__, "lookup_docs": 30, "lookup_turns": 6})
+    built = build_demo(tmp_path, seed=0, sizes=sizes)
+    assert built[LOOKUP_CORPUS] == 30
+    for name in (LM_CORPUS, "playground/demo_shapes_vqa.jsonl"):  # the rest of the demo does not move
+        assert (tmp_path / name).read_bytes() == (root / name).read_bytes()
+    families = set()
+    for conv in read_corpus(tmp_path / LOOKUP_CORPUS):
+        assert len(conv) == 12 and conv[0]["value"].startswith("Picture: ")
+        scene_text = conv[0]["value"].split("\n", 1)[0]
+        for q, a in zip(conv[0::2], conv[1::2], strict=True):
+            question, answer = q["value"], a["value"]
+            if "Is there a " in question:
+                families.add("exists")
+                obj = question.split("Is there a ", 1)[1].split(" in the image?")[0]
+                assert answer == ("Yes" if f" {obj} in the " in scene_text else "No"), (scene_text, question)
+            elif "from the given choices" in question:
+                families.add("mc_where" if "located" in question else "mc_attr")
+                assert answer in "ABCD" and f"\n{answer}. " in question
+            else:
+                families.add("color_at")
+                cell = question.split("shape in the ", 1)[1].split("?")[0]
+                assert f" {answer} " in scene_text.split(f" in the {cell}")[0].rsplit(", ", 1)[-1] + " "
+    assert families == {"exists", "mc_where", "mc_attr", "color_at"}
 
 
 @pytest.mark.parametrize("line, field", [

@@ -39,6 +39,7 @@ import io
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -59,6 +60,7 @@ LETTERS = "ABCD"
 
 META_PATH = "playground/meta/demo_finetune.json"
 LM_CORPUS = "playground/demo_lm_corpus.jsonl"
+LOOKUP_CORPUS = "playground/demo_lookup_corpus.jsonl"
 IMAGE_DIR = "playground/data/demo_shapes/images"
 MMBENCH_TSV = "data/mmbench/mmbench_dev_20230712.tsv"
 MMBENCH_COLUMNS = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
@@ -94,6 +96,10 @@ class DemoSizes:
     # lm_docs conversations about scenes described in words, lm_turns questions each.
     lm_docs: int = 4800
     lm_turns: int = 4
+    # Opt-in (0 = not written): conversations of lookup questions only, for the second LM stage that made
+    # the shipped demo LLM (config/demo_llm.yaml; see _lookup_corpus).
+    lookup_docs: int = 0
+    lookup_turns: int = 6
     mmbench_questions: int = 200
     mmbench_circular: bool = True
     vqav2_images: int = 100
@@ -498,6 +504,26 @@ def _lm_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
     return _mcq_turn(scene, rng)
 
 
+def _text_conversations(rng: random.Random, n_docs: int, n_turns: int, banned: set[Scene], id_prefix: str,
+                        turn: Callable[[Scene, random.Random], tuple[str, str]]) -> list[dict[str, Any]]:
+    """``n_docs`` image-free conversations: a fresh scene in words, then ``n_turns`` distinct questions."""
+    records = []
+    for i in range(n_docs):
+        scene = _fresh_scene(rng, banned)
+        conv: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for _ in range(8 * n_turns):
+            if len(conv) == 2 * n_turns:
+                break
+            q, a = turn(scene, rng)
+            if q in seen:
+                continue
+            seen.add(q)
+            conv += _turn(q if conv else f"{world.describe(scene)}\n{q}", a)
+        records.append({"id": f"{id_prefix}_{i:06d}", "conversations": conv})
+    return records
+
+
 def _lm_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
     """Text-only conversations for the demo LLM's pretraining: the scene in words, then questions.
 
@@ -506,22 +532,36 @@ def _lm_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str
     questions use the benchmark prompt formats, the scenes are fresh (never a benchmark scene) and no
     image is involved.
     """
-    rng = _rng(seed, "lm-corpus")
-    records = []
-    for i in range(sizes.lm_docs):
-        scene = _fresh_scene(rng, banned)
-        conv: list[dict[str, str]] = []
-        seen: set[str] = set()
-        for _ in range(8 * sizes.lm_turns):
-            if len(conv) == 2 * sizes.lm_turns:
-                break
-            q, a = _lm_turn(scene, rng)
-            if q in seen:
-                continue
-            seen.add(q)
-            conv += _turn(q if conv else f"{world.describe(scene)}\n{q}", a)
-        records.append({"id": f"lm_{i:06d}", "conversations": conv})
-    return records
+    return _text_conversations(_rng(seed, "lm-corpus"), sizes.lm_docs, sizes.lm_turns, banned, "lm", _lm_turn)
+
+
+def _lookup_turn(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    """One of four lookups, equally often: existence (POPE prompt), colour at a cell (VQA prompt), MC colour or
+    kind, MC location (MMBench prompt)."""
+    family = rng.randrange(4)
+    if family == 0:
+        return _short_turn(scene, rng, pope_prob=1.0)
+    if family == 1:
+        shape = rng.choice(scene.shapes)
+        return vqa_prompt(f"What color is the shape in the {shape.position}?"), shape.color
+    category = "attribute_recognition" if family == 2 else "object_localization"
+    while True:
+        mcq = world.sample_mcq(scene, rng, category)
+        if mcq is not None:
+            return _posed(mcq, rng)
+
+
+def _lookup_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
+    """Conversations of lookup questions only, about a scene in words.
+
+    Why it exists: on the mixed LM corpus the tiny LLM never learns in-context lookups (is the named object
+    in the described scene?), and without them in text the SFT never learns them from images either
+    (measured, see README). On this corpus, with loss on every token, existence goes through a phase
+    transition after ~1,400-1,800 steps of batch 16. That is too slow for ``make demo``, so the result is
+    shipped (resources/demo_llm, made by config/demo_llm.yaml), as the real pipeline downloads its LLM.
+    """
+    return _text_conversations(_rng(seed, "lookup-corpus"), sizes.lookup_docs, sizes.lookup_turns, banned,
+                               "lookup", _lookup_turn)
 
 
 # name -> (root, annotation); roots differ on purpose, like the original mixture's roots
@@ -581,6 +621,9 @@ def build_demo(root: Path, seed: int = 0, sizes: DemoSizes | None = None) -> dic
     summary.update(_write_sft(root, seed, sizes, bench_scenes))
     write_jsonl_atomic(root / LM_CORPUS, _lm_corpus(seed, sizes, bench_scenes))
     summary[LM_CORPUS] = sizes.lm_docs
+    if sizes.lookup_docs:
+        write_jsonl_atomic(root / LOOKUP_CORPUS, _lookup_corpus(seed, sizes, bench_scenes))
+        summary[LOOKUP_CORPUS] = sizes.lookup_docs
     summary["data/coco/val2014"] = sizes.vqav2_images + sizes.coco_images
     summary["data/pope/val2014"] = sizes.pope_images
     return summary
