@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/cpu-lock.txt | sha1sum | cut -c1-12)
 CORES ?= 2
 
-.PHONY: demo test lint clean-demo
+.PHONY: demo demo-llm test lint clean-demo
 
 $(STAMP): pyproject.toml requirements/cpu-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,16 @@ demo: $(STAMP)
 	cat results/paper_table.md && \
 	echo "Paper table: $$(pwd)/results/paper_table.md (+ .csv); per-benchmark results: results/<model>/<benchmark>.json ($$(( $$(date +%s) - start )) s)"
 
+# Remake the shipped demo LLM (resources/demo_llm; ~40 min on 2 cores) and print the sha256 to pin in
+# config/demo.yaml. Not part of `make demo`, which uses the shipped copy as the real DAG uses a download.
+demo-llm: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo_llm.yaml --rerun-incomplete -- \
+		work/demo_llm/checkpoints/demo_llm.sha256
+	$(PY) -m internvl.demo.ship work/demo_llm/models/demo_llm resources/demo_llm
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check internvl workflow tests bench
 	$(PY) -m pytest -q
 
 clean-demo:
-	rm -rf work/demo results/demo_init results/demo_sft results/paper_table.* .snakemake
+	rm -rf work/demo results/demo_init results/demo_align results/demo_sft results/paper_table.* .snakemake

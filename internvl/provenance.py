@@ -54,6 +54,21 @@ def checkpoint_hash(ckpt: str | Path) -> str:
     return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
 
 
+def verified_checkpoint_hash(ckpt: str | Path, expected: str | None) -> str:
+    """:func:`checkpoint_hash`, checked against the hash a config pins (``sha256``), when it pins one.
+
+    Why: a shipped or copied checkpoint can arrive altered (a Git LFS pointer instead of the weights, a
+    partial copy, a retrained model under the same path); scores from it would silently describe another
+    model.
+    """
+    got = checkpoint_hash(ckpt)
+    if expected is not None and got != expected.lower():
+        raise ValueError(f"{ckpt}: checkpoint content hash {got} differs from the configured sha256 {expected}: "
+                         "the files there are not the checkpoint the config names (re-fetch them, or update "
+                         "the config's sha256 if the change is intended)")
+    return got
+
+
 def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:

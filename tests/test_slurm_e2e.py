@@ -43,7 +43,8 @@ TARGETS = ["results/mmbench_dev.json", "work/demo/cluster/gpu_check.json"]
 def _config(tmp: Path) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["demo"]["sizes"] = TINY_SIZES
-    cfg["models"]["demo_init"]["recipe"].update(max_steps=2, save_steps=1, logging_steps=1, per_device_train_batch_size=4)
+    cfg["models"]["demo_align"]["recipe"].update(num_train_epochs=1, max_steps=2, save_steps=1, logging_steps=1,
+                                                 per_device_train_batch_size=4)
     cfg["models"]["demo_sft"]["recipe"].update(num_train_epochs=1, max_steps=MAX_STEPS, save_steps=SAVE_STEPS,
                                                logging_steps=1, per_device_train_batch_size=4)
     cfg["inference"]["shard_size"] = 8

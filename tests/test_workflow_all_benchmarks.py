@@ -35,7 +35,7 @@ def all_run(tmp_path_factory):
     judge = FakeJudge()
     cfg = yaml.safe_load((REPO / "config" / "demo_all.yaml").read_text())
     cfg["demo"]["sizes"] = {**TINY_SIZES, "all_benchmarks": True, "bench_items": 2}
-    cfg["models"] = {"demo_init": cfg["models"]["demo_rand"]}  # random weights: no LM pretraining, no SFT
+    cfg["models"] = {"demo_init": cfg["models"]["demo_init"]}  # the shipped LLM as it is: no training
     cfg["model"] = "demo_init"
     cfg["table"]["models"] = ["demo_init"]
     cfg["judge"]["base_url"] = judge.base_url

@@ -29,7 +29,8 @@ TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "m
 def _config(tmp: Path, **over) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["demo"]["sizes"] = TINY_SIZES
-    cfg["models"]["demo_init"]["recipe"].update(max_steps=2, save_steps=1, logging_steps=1, per_device_train_batch_size=4)
+    cfg["models"]["demo_align"]["recipe"].update(num_train_epochs=1, max_steps=2, save_steps=1, logging_steps=1,
+                                                 per_device_train_batch_size=4)
     cfg["models"]["demo_sft"]["recipe"].update(num_train_epochs=1, max_steps=4, save_steps=2, logging_steps=1,
                                                per_device_train_batch_size=4)
     cfg["inference"]["shard_size"] = 8
@@ -116,12 +117,43 @@ def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
     assert forced == plan
 
 
+def test_changed_alignment_stage_replans_both_trainings_and_the_sft_results(demo_run):
+    tmp, _ = demo_run
+    plan, n, aliases = _plan_with_lr(tmp, "demo_align")
+    # the alignment stage is not scored; the SFT trained on top of it is
+    assert plan == {"train_model": 2, "infer": n, "score": n, "paper_table": 1, "result_for_configured_model": aliases}
+
+
 def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):
     tmp, _ = demo_run
-    plan, n, aliases = _plan_with_lr(tmp, "demo_init")
-    # both scored models (the SFT's init and the SFT) are new: every benchmark reruns for each
-    assert plan == {"lm_pretrain_model": 1, "train_model": 1, "infer": 2 * n, "score": 2 * n, "paper_table": 1,
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    other = tmp / "other_llm"  # another copy of the LLM: a new download location, as after a re-fetch
+    shutil.copytree(REPO / "resources" / "demo_llm", other)
+    cfg["models"]["demo_init"]["path"] = str(other)
+    changed = tmp / "changed_llm.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    n = len(cfg["benchmarks"])
+    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    # both scored models (the LLM itself and the SFT) are new: every benchmark reruns for each
+    assert plan == {"hash_local_model": 1, "train_model": 2, "infer": 2 * n, "score": 2 * n, "paper_table": 1,
                     "result_for_configured_model": aliases}
+
+
+def test_pinned_hash_stops_a_run_on_other_weights(tmp_path):
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = yaml.safe_load(_config(tmp_path).read_text())
+    target = f"{cfg['workdir']}/checkpoints/demo_init.sha256"
+    pinned = cfg["models"]["demo_init"]["sha256"]
+    cfg["models"]["demo_init"]["sha256"] = "0" * 64
+    wrong = tmp_path / "wrong_pin.yaml"
+    wrong.write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp_path, "--configfile", str(wrong), "--", target, check=False)
+    assert proc.returncode != 0
+    assert "differs from the configured sha256" in proc.stdout + proc.stderr
+    assert not (tmp_path / target).exists()
+    _snakemake(tmp_path, "--configfile", str(tmp_path / "test.yaml"), "--", target)
+    assert (tmp_path / target).read_text().strip() == pinned
 
 
 def test_changed_prompt_replans_only_that_benchmark(demo_run):

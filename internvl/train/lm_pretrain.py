@@ -1,13 +1,13 @@
 """Text-only pretraining of a checkpoint's LLM: the demo's stand-in for the pretrained chat LLM V1.2 starts from.
 
-V1.2's SFT begins from Nous-Hermes-2-Yi-34B, a pretrained chat LLM; the demo's SFT begins from this:
-the tiny LLM trained on text conversations about demo scenes (the scene in words, then questions in the
-benchmark prompt formats), with loss on every token. Measured effect on the demo: after the same SFT,
-COCO CIDEr 123.6 -> 200.2 and VQAv2 54.5 -> 57.1 against an SFT from random weights. What it does *not*
-give the tiny LLM, measured with ``python -m internvl.demo.diagnose``: in-context lookups (is the named
-object in the described scene, which option letter holds the answer) stay at chance about the scene in
-words too, also after 600 more steps on those questions alone. (An earlier probe reported 100% here; it
-compared first answer tokens, which for " Yes" and " A" are a space.)
+V1.2's SFT begins from Nous-Hermes-2-Yi-34B, a pretrained chat LLM; the demo's begins from the tiny LLM
+trained by this module on text conversations about demo scenes (the scene in words, then questions in the
+benchmark prompt formats), with loss on every token. Two stages make the shipped demo LLM
+(config/demo_llm.yaml -> resources/demo_llm): 300 steps on the mixed corpus teach the prompt formats and
+language priors (after the same SFT: COCO CIDEr 123.6 -> 200.2, VQAv2 54.5 -> 57.1 against random weights)
+but no in-context lookups; those (is the named object in the described scene?) appear only in a second
+stage on lookup questions alone, after a phase transition at ~1,400-1,800 steps of batch 16. Measure
+either with ``python -m internvl.demo.diagnose``.
 
 Only the language model (embeddings, decoder, lm_head) trains; the ViT and projector are frozen and left
 byte-identical. The corpus is LLaVA-style conversations without images (``conversations`` of

@@ -90,9 +90,13 @@ def result_path(model, bench):
     return f"results/{model}/{bench}.json"
 
 
+REPO_DIR = workflow.basedir  # the Snakefile's folder: this repository
+
+
 def ckpt_dir(model):
+    """Where a model's checkpoint lives; a path model's ``{repo}`` stands for this repository (shipped files)."""
     m = MODELS[model]
-    return m["path"] if m["kind"] == "path" else f"{WORK}/models/{model}"
+    return m["path"].replace("{repo}", REPO_DIR) if m["kind"] == "path" else f"{WORK}/models/{model}"
 
 
 def ckpt_hash_file(model):

@@ -113,5 +113,6 @@ rule hash_local_model:
         model=one_of(_path_models()),
     params:
         ckpt=lambda w: ckpt_dir(w.model),
+        sha256=lambda w: MODELS[w.model].get("sha256"),
     script:
         "../scripts/hash_checkpoint.py"

@@ -1,5 +1,7 @@
-"""Content hash of a local checkpoint directory."""
-from internvl.provenance import checkpoint_hash
+"""Content hash of a local checkpoint directory, checked against the config's sha256 when it pins one."""
+from internvl.data.io import atomic_path
+from internvl.provenance import verified_checkpoint_hash
 
-with open(snakemake.output.hash, "w") as fh:  # noqa: F821
-    fh.write(checkpoint_hash(snakemake.params.ckpt) + "\n")  # noqa: F821
+digest = verified_checkpoint_hash(snakemake.params.ckpt, snakemake.params.sha256)  # noqa: F821
+with atomic_path(snakemake.output.hash) as tmp:  # noqa: F821
+    tmp.write_text(digest + "\n")
