@@ -112,8 +112,8 @@ def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
     plan, n, aliases = _plan_with_lr(tmp, "demo_sft")
     assert plan == {"train_model": 1, "infer": n, "score": n, "paper_table": 1, "result_for_configured_model": aliases}
     # a retrain with unchanged settings (forced) plans the same jobs
-    forced = _planned(_snakemake(tmp, "-n", "--configfile", str(tmp / "test.yaml"), "--forcerun", "train_model",
-                                 "--", "all"))
+    forced = _planned(_snakemake(tmp, "-n", "--configfile", str(tmp / "test.yaml"), "--forcerun",
+                                 "work/demo/checkpoints/demo_sft.sha256", "--", "all"))
     assert forced == plan
 
 
