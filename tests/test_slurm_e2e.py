@@ -160,7 +160,7 @@ def _submissions(out: str) -> list[tuple[str, str, str]]:
 def test_jobs_went_through_sbatch_with_slurm_logs(slurm_run):
     out, subs = slurm_run["out"], _submissions(slurm_run["out"])
     rules = [r for r, _, _ in subs]
-    for rule in ("demo_data", "demo_tokenizer", "normalize_benchmark", "normalize_sft", "init_model", "train_model",
+    for rule in ("demo_data", "hash_local_model", "normalize_benchmark", "normalize_sft", "train_model",
                  "infer", "score", "result_for_configured_model", "gpu_check"):
         assert rule in rules, f"{rule} was not submitted to Slurm: {rules}"
     assert len({j for _, j, _ in subs}) == len(subs), "a Slurm job id was reported twice"
@@ -186,7 +186,8 @@ def test_jobs_went_through_sbatch_with_slurm_logs(slurm_run):
 
 def test_cancelled_training_job_is_retried_and_resumes(slurm_run):
     out, killed, tmp = slurm_run["out"], slurm_run["killed"], slurm_run["tmp"]
-    train_jobs = [j for r, j, _ in _submissions(out) if r == "train_model"]
+    # the alignment stage runs once; the SFT is killed, then retried
+    train_jobs = [j for r, j, log in _submissions(out) if r == "train_model" and "/demo_sft/" in log]
     assert len(train_jobs) == 2 and train_jobs[0] == killed, train_jobs
     assert f"SLURM-job '{killed}' failed, SLURM status is: 'CANCELLED'" in out
     assert "Trying to restart job" in out
