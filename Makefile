@@ -25,7 +25,7 @@ demo: $(STAMP)
 	cat results/paper_table.md && \
 	echo "Paper table: $$(pwd)/results/paper_table.md (+ .csv); per-benchmark results: results/<model>/<benchmark>.json ($$(( $$(date +%s) - start )) s)"
 
-# Remake the shipped demo LLM (resources/demo_llm; ~40 min on 2 cores) and print the sha256 to pin in
+# Remake the shipped demo LLM (resources/demo_llm; 48 min on 2 cores) and print the sha256 to pin in
 # config/demo.yaml. Not part of `make demo`, which uses the shipped copy as the real DAG uses a download.
 demo-llm: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo_llm.yaml --rerun-incomplete -- \

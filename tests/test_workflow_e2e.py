@@ -96,6 +96,11 @@ def test_rerun_plans_nothing_after_a_full_run(demo_run):
     assert _planned(_snakemake(tmp, "-n", "--configfile", str(reordered), "--", "all")) == {}
 
 
+def _aliases(cfg: dict) -> int:
+    """How many results/<alias>.json copies the configured benchmarks make."""
+    return sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+
+
 def _plan_with_lr(tmp: Path, model: str) -> tuple[dict[str, int], int, int]:
     """Dry-run plan after changing ``model``'s learning rate; also the benchmark and result-alias counts."""
     cfg = yaml.safe_load((tmp / "test.yaml").read_text())
@@ -103,8 +108,7 @@ def _plan_with_lr(tmp: Path, model: str) -> tuple[dict[str, int], int, int]:
     changed = tmp / f"changed_lr_{model}.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
-    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
-    return plan, len(cfg["benchmarks"]), aliases
+    return plan, len(cfg["benchmarks"]), _aliases(cfg)
 
 
 def test_new_checkpoint_replans_training_and_its_downstream_only(demo_run):
@@ -133,8 +137,7 @@ def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):
     changed = tmp / "changed_llm.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
-    n = len(cfg["benchmarks"])
-    aliases = sum(len(set(registry.resolve(b).aliases) | {registry.resolve(b).name}) for b in cfg["benchmarks"])
+    n, aliases = len(cfg["benchmarks"]), _aliases(cfg)
     # both scored models (the LLM itself and the SFT) are new: every benchmark reruns for each
     assert plan == {"hash_local_model": 1, "train_model": 2, "infer": 2 * n, "score": 2 * n, "paper_table": 1,
                     "result_for_configured_model": aliases}

@@ -1,8 +1,8 @@
 """Copy a trained demo checkpoint into the repository as the shipped demo LLM (``resources/demo_llm``).
 
-Why: the real pipeline starts from a downloaded chat LLM; the demo's equivalent takes ~40 CPU minutes to
-make (config/demo_llm.yaml), more than ``make demo``'s budget, so the result is shipped and pinned by its
-content hash in config/demo.yaml. This is the one step between that run and the repository:
+Why: the real pipeline starts from a downloaded chat LLM; the demo's equivalent took 48 minutes on 2 cores
+to make (config/demo_llm.yaml), more than ``make demo``'s budget, so the result is shipped and pinned by
+its content hash in config/demo.yaml. This is the one step between that run and the repository:
 
     python -m internvl.demo.ship work/demo_llm/models/demo_llm resources/demo_llm
 

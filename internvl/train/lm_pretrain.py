@@ -6,8 +6,8 @@ benchmark prompt formats), with loss on every token. Two stages make the shipped
 (config/demo_llm.yaml -> resources/demo_llm): 300 steps on the mixed corpus teach the prompt formats and
 language priors (after the same SFT: COCO CIDEr 123.6 -> 200.2, VQAv2 54.5 -> 57.1 against random weights)
 but no in-context lookups; those (is the named object in the described scene?) appear only in a second
-stage on lookup questions alone, after a phase transition at ~1,400-1,800 steps of batch 16. Measure
-either with ``python -m internvl.demo.diagnose``.
+stage on lookup questions alone, after a phase transition (existence 0.53 -> 0.93 between steps 400
+and 1,200 of batch 16). Measure either with ``python -m internvl.demo.diagnose``.
 
 Only the language model (embeddings, decoder, lm_head) trains; the ViT and projector are frozen and left
 byte-identical. The corpus is LLaVA-style conversations without images (``conversations`` of
