@@ -17,6 +17,7 @@ from PIL import Image
 
 from internvl.demo import world
 from internvl.demo.writers import (
+    ALIGN_META_PATH,
     CAPTION_PROMPT,
     COCO_TEST,
     COCO_TEST_GT,
@@ -32,6 +33,7 @@ from internvl.demo.writers import (
     VQAV2_JSONL,
     VQAV2_QUESTIONS,
     DemoSizes,
+    _write_align,
     build_demo,
     corpus_texts,
     mmbench_prompt,
@@ -172,10 +174,11 @@ def test_training_never_reuses_a_benchmark_scene(tmp_path, monkeypatch):
 # SFT files
 
 
-def test_meta_json_has_the_original_keys_and_paths(demo):
+@pytest.mark.parametrize("meta_path, n_sources", [(META_PATH, 3), (ALIGN_META_PATH, 1)])
+def test_meta_json_has_the_original_keys_and_paths(demo, meta_path, n_sources):
     root, _ = demo
-    meta = json.loads((root / META_PATH).read_text())
-    assert len(meta) >= 3
+    meta = json.loads((root / meta_path).read_text())
+    assert len(meta) >= n_sources
     for name, entry in meta.items():
         assert list(entry) == ["root", "annotation", "data_augment", "repeat_time", "length"], name
         assert entry["annotation"].endswith(".jsonl") and (root / entry["annotation"]).is_file()
@@ -206,6 +209,57 @@ def test_sft_records_are_llava_conversations(demo):
                 n_text += 1
                 assert tags == 0
     assert n_image_sources >= 2 and n_text > 0 and n_multi > 0
+
+
+def _cell_color(image: Image.Image, cell: int) -> str:
+    """The colour of the shape drawn in ``cell`` (most of its non-background pixels), read off the decoded JPEG."""
+    half = image.size[0] // 2
+    x0, y0 = (cell % 2) * half, (cell // 2) * half
+    palette = {**world.COLORS, "background": world.BACKGROUND}
+    votes = Counter()
+    for x in range(x0, x0 + half, 2):
+        for y in range(y0, y0 + half, 2):
+            rgb = image.getpixel((x, y))
+            votes[min(palette, key=lambda c: sum((a - b) ** 2 for a, b in zip(palette[c], rgb, strict=True)))] += 1
+    del votes["background"]
+    return votes.most_common(1)[0][0]
+
+
+def test_align_mix_is_its_own_source(demo):
+    root, summary = demo
+    (entry,) = json.loads((root / ALIGN_META_PATH).read_text()).values()
+    assert entry["annotation"] not in {e["annotation"] for e in json.loads((root / META_PATH).read_text()).values()}
+    assert len(_jsonl(root / entry["annotation"])) == SIZES.align_images == summary[entry["annotation"]]
+
+
+def test_align_mix_asks_lookups_about_its_images(tmp_path):
+    """Images only, ``align_turns`` lookups each, in the benchmark prompts; colour-at-a-cell answers are read
+    back off the JPEG (60 images: enough two- and three-shape scenes that a wrong cell would show)."""
+    root = tmp_path
+    sizes = DemoSizes(align_images=60, image_size=64)
+    _write_align(root, 0, sizes, set())
+    (entry,) = json.loads((root / ALIGN_META_PATH).read_text()).values()
+    records = _jsonl(root / entry["annotation"])
+    assert len(records) == 60
+    kinds = Counter()
+    for r in records:
+        conv = r["conversations"]
+        assert [t["from"] for t in conv] == ["human", "gpt"] * sizes.align_turns
+        assert conv[0]["value"].startswith("<image>\n") and sum(t["value"].count("<image>") for t in conv) == 1
+        image = Image.open(root / entry["root"] / r["image"]).convert("RGB")
+        for q, a in zip(conv[0::2], conv[1::2], strict=True):
+            question, answer = q["value"].replace("<image>\n", ""), a["value"]
+            if question.endswith(MC_INSTRUCTION):
+                kinds["mc_where" if " located " in question else "mc_attr"] += 1
+                assert re.fullmatch(r"[ABCD]", answer) and f"\n{answer}. " in question
+            elif question.startswith("Is there a "):
+                kinds["exists"] += 1
+                assert answer in ("Yes", "No") and question.rstrip().endswith(SHORT_ANSWER)
+            else:
+                kinds["color_at"] += 1
+                where = re.fullmatch(rf"What color is the shape in the ([a-z ]+)\? {SHORT_ANSWER}", question)
+                assert _cell_color(image, world.POSITIONS.index(where.group(1))) == answer, (r["id"], question)
+    assert set(kinds) == {"exists", "mc_where", "mc_attr", "color_at"}
 
 
 def test_sft_questions_use_the_benchmark_prompts(demo):

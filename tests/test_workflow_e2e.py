@@ -23,7 +23,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 pytestmark = pytest.mark.e2e
 
 TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8}
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
+              "align_images": 8}
 
 
 def _config(tmp: Path, **over) -> Path:
@@ -78,6 +79,15 @@ def test_full_run_writes_results_with_provenance(demo_run):
     assert prov["score_params"]["generation"]["max_new_tokens"] == 100
     assert prov["packages"]["transformers"].startswith("5.")
     assert (tmp / "results" / "demo_init" / "pope.json").exists()
+    # the alignment stage trained on its own mix, the SFT on the SFT mix (each named in the run fingerprint's data)
+    manifests = {d: json.loads((tmp / "work" / "demo" / "parquet" / d / "manifest.json").read_text())
+                 for d in ("align", "sft")}
+    assert list(manifests["align"]["sources"]) == ["demo_shapes_align"]
+    assert manifests["align"]["total_samples"] == TINY_SIZES["align_images"]
+    assert "demo_shapes_align" not in manifests["sft"]["sources"]
+    for model, data in (("demo_align", "align"), ("demo_sft", "sft")):
+        trained = json.loads((tmp / "work" / "demo" / "models" / model / "train_summary.json").read_text())
+        assert trained["samples"] == manifests[data]["total_samples"], (model, trained)
     table = (tmp / "results" / "paper_table.md").read_text()
     assert "demo_init" in table and "demo_sft" in table and "POPE" in table
 
@@ -126,6 +136,29 @@ def test_changed_alignment_stage_replans_both_trainings_and_the_sft_results(demo
     plan, n, aliases = _plan_with_lr(tmp, "demo_align")
     # the alignment stage is not scored; the SFT trained on top of it is
     assert plan == {"train_model": 2, "infer": n, "score": n, "paper_table": 1, "result_for_configured_model": aliases}
+
+
+def test_changed_alignment_data_replans_its_normalization_and_both_trainings(demo_run):
+    tmp, _ = demo_run
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    cfg["train_data"]["align"]["seed"] = 1  # another shuffle of the alignment mix
+    changed = tmp / "changed_align_data.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    plan = _planned(_snakemake(tmp, "-n", "--configfile", str(changed), "--", "all"))
+    n, aliases = len(cfg["benchmarks"]), _aliases(cfg)
+    assert plan == {"normalize_sft": 1, "train_model": 2, "infer": n, "score": n, "paper_table": 1,
+                    "result_for_configured_model": aliases}
+
+
+def test_unknown_training_data_is_a_config_error(demo_run):
+    tmp, _ = demo_run
+    cfg = yaml.safe_load((tmp / "test.yaml").read_text())
+    cfg["models"]["demo_align"]["data"] = "pretrain"
+    bad = tmp / "unknown_data.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp, "-n", "--configfile", str(bad), "--", "all", check=False)
+    assert proc.returncode != 0
+    assert "model 'demo_align' trains on data 'pretrain'" in proc.stdout + proc.stderr
 
 
 def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):

@@ -59,6 +59,8 @@ MC_INSTRUCTION = MC_PROMPT_EN
 LETTERS = "ABCD"
 
 META_PATH = "playground/meta/demo_finetune.json"
+ALIGN_META_PATH = "playground/meta/demo_align.json"
+ALIGN_ANNOTATION = "playground/demo_shapes_align.jsonl"
 LM_CORPUS = "playground/demo_lm_corpus.jsonl"
 LOOKUP_CORPUS = "playground/demo_lookup_corpus.jsonl"
 IMAGE_DIR = "playground/data/demo_shapes/images"
@@ -100,6 +102,10 @@ class DemoSizes:
     # the shipped demo LLM (config/demo_llm.yaml; see _lookup_corpus).
     lookup_docs: int = 0
     lookup_turns: int = 6
+    # The projector-pretraining ("alignment") mix: images with lookup questions only (see _align_data), its own
+    # meta file (ALIGN_META_PATH); 0 = not written.
+    align_images: int = 6000
+    align_turns: int = 3
     mmbench_questions: int = 200
     mmbench_circular: bool = True
     vqav2_images: int = 100
@@ -116,7 +122,7 @@ class DemoSizes:
     def tiny(cls) -> DemoSizes:
         """A few of everything, for tests."""
         return cls(sft_caption=12, sft_vqa=16, sft_mcq=12, sft_text=6, mmbench_questions=16, vqav2_images=4,
-                   coco_images=4, pope_images=3, image_size=64, lm_docs=24)
+                   coco_images=4, pope_images=3, image_size=64, lm_docs=24, align_images=8)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -510,18 +516,26 @@ def _text_conversations(rng: random.Random, n_docs: int, n_turns: int, banned: s
     records = []
     for i in range(n_docs):
         scene = _fresh_scene(rng, banned)
-        conv: list[dict[str, str]] = []
-        seen: set[str] = set()
-        for _ in range(8 * n_turns):
-            if len(conv) == 2 * n_turns:
-                break
-            q, a = turn(scene, rng)
-            if q in seen:
-                continue
-            seen.add(q)
-            conv += _turn(q if conv else f"{world.describe(scene)}\n{q}", a)
+        conv = _conversation(scene, rng, n_turns, turn, f"{world.describe(scene)}\n")
         records.append({"id": f"{id_prefix}_{i:06d}", "conversations": conv})
     return records
+
+
+def _conversation(scene: Scene, rng: random.Random, n_turns: int,
+                  turn: Callable[[Scene, random.Random], tuple[str, str]], lead: str) -> list[dict[str, str]]:
+    """Up to ``n_turns`` distinct questions about ``scene``; ``lead`` (the scene in words, or the image tag)
+    opens the first."""
+    conv: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for _ in range(8 * n_turns):
+        if len(conv) == 2 * n_turns:
+            break
+        q, a = turn(scene, rng)
+        if q in seen:
+            continue
+        seen.add(q)
+        conv += _turn(q if conv else f"{lead}{q}", a)
+    return conv
 
 
 def _lm_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
@@ -563,6 +577,31 @@ def _lookup_corpus(seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict
     """
     return _text_conversations(_rng(seed, "lookup-corpus"), sizes.lookup_docs, sizes.lookup_turns, banned,
                                "lookup", _lookup_turn)
+
+
+def _align_data(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> list[dict[str, Any]]:
+    """Images with ``align_turns`` lookup questions each (:func:`_lookup_turn`'s four kinds), for the stage that
+    trains the ViT and projector under the frozen LLM.
+
+    Why its own mix: V1.2's projector came from a pretraining stage on data of its own, before the SFT. Under
+    the frozen demo LLM, the SFT mix (whose loss is mostly caption tokens) leaves existence at chance (POPE
+    50%, 3% "yes", measured); this mix, asked in the words the LLM already answers about scenes in text,
+    teaches the ViT and projector to show it the scene (existence 0.80 on images after one epoch, README).
+    """
+    rng = _rng(seed, "align")
+    records = []
+    for i, (name, scene) in enumerate(_sft_images(root, "align", sizes.align_images, rng, banned, sizes)):
+        conv = _conversation(scene, rng, sizes.align_turns, _lookup_turn, "<image>\n")
+        records.append({"id": f"align_{i:06d}", "image": f"images/{name}", "conversations": conv})
+    return records
+
+
+def _write_align(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> dict[str, int]:
+    write_jsonl_atomic(root / ALIGN_ANNOTATION, _align_data(root, seed, sizes, banned))
+    write_json_atomic(root / ALIGN_META_PATH, {"demo_shapes_align": {
+        "root": "playground/data/demo_shapes/", "annotation": ALIGN_ANNOTATION, "data_augment": False,
+        "repeat_time": 1, "length": sizes.align_images}})
+    return {ALIGN_ANNOTATION: sizes.align_images, ALIGN_META_PATH: 1}
 
 
 # name -> (root, annotation); roots differ on purpose, like the original mixture's roots
@@ -620,6 +659,9 @@ def build_demo(root: Path, seed: int = 0, sizes: DemoSizes | None = None) -> dic
 
         summary.update(write_all_benchmarks(root, seed, sizes, bench_scenes))
     summary.update(_write_sft(root, seed, sizes, bench_scenes))
+    if sizes.align_images:
+        summary.update(_write_align(root, seed, sizes, bench_scenes))
+        summary[IMAGE_DIR] += sizes.align_images
     write_jsonl_atomic(root / LM_CORPUS, _lm_corpus(seed, sizes, bench_scenes))
     summary[LM_CORPUS] = sizes.lm_docs
     if sizes.lookup_docs:

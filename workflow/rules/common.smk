@@ -18,6 +18,24 @@ for _name in config["table"]["models"] + [config["model"]]:
     if _name not in MODELS:
         raise ValueError(f"config: model {_name!r} is not defined under 'models'")
 
+# Training data sets by name: "sft" (the config's `sft` block) plus any under `train_data`, e.g. the
+# projector-pretraining mix of a freeze_llm stage. A train model picks one with `data` (default "sft").
+TRAIN_DATA = {"sft": config["sft"], **config.get("train_data", {})}
+for _name, _m in MODELS.items():
+    if _m["kind"] == "train" and _m.get("data", "sft") not in TRAIN_DATA:
+        raise ValueError(f"config: model {_name!r} trains on data {_m['data']!r}, which is neither 'sft' nor a name "
+                         f"under 'train_data' (defined: {sorted(TRAIN_DATA)})")
+
+
+def train_data_of(model):
+    return MODELS[model].get("data", "sft")
+
+
+def train_data_dir(data):
+    """The normalized parquet of a training data set (the default set keeps its old place, parquet/sft)."""
+    return f"{WORK}/parquet/{data}"
+
+
 def one_of(names):
     """A wildcard constraint matching exactly these names (benchmark names contain '+' and '.')."""
     return "|".join(re.escape(n) for n in names) if names else "__none__"

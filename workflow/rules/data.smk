@@ -43,19 +43,22 @@ rule normalize_benchmark:
 
 
 rule normalize_sft:
+    # one job per training data set (config `sft`, and each `train_data` entry)
     input:
         raw_inputs,
     output:
-        f"{WORK}/parquet/sft/manifest.json",
+        f"{WORK}/parquet/{{data}}/manifest.json",
+    wildcard_constraints:
+        data=one_of(TRAIN_DATA),
     params:
-        meta=config["sft"]["meta"],
-        base_dir=config["sft"]["base_dir"],
-        seed=config["sft"].get("seed", 0),
-        on_error=config["sft"].get("on_error", "raise"),
-        verify_images=config["sft"].get("verify_images", False),
-        embed_images=config["sft"].get("embed_images", False),
-        out=f"{WORK}/parquet/sft",
+        meta=lambda w: TRAIN_DATA[w.data]["meta"],
+        base_dir=lambda w: TRAIN_DATA[w.data]["base_dir"],
+        seed=lambda w: TRAIN_DATA[w.data].get("seed", 0),
+        on_error=lambda w: TRAIN_DATA[w.data].get("on_error", "raise"),
+        verify_images=lambda w: TRAIN_DATA[w.data].get("verify_images", False),
+        embed_images=lambda w: TRAIN_DATA[w.data].get("embed_images", False),
+        out=lambda w: train_data_dir(w.data),
     log:
-        f"{WORK}/logs/normalize_sft.log",
+        f"{WORK}/logs/normalize_{{data}}.log",
     script:
         "../scripts/normalize_sft.py"

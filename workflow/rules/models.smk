@@ -43,7 +43,7 @@ rule init_model:
 rule train_model:
     input:
         init=lambda w: ckpt_hash_file(MODELS[w.model]["init"]),
-        sft=f"{WORK}/parquet/sft/manifest.json",
+        sft=lambda w: f"{train_data_dir(train_data_of(w.model))}/manifest.json",
     output:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
@@ -52,8 +52,8 @@ rule train_model:
     params:
         init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
         recipe=lambda w: canonical(MODELS[w.model]["recipe"]),
-        sft_dir=f"{WORK}/parquet/sft",
-        base_dir=config["sft"]["base_dir"],
+        sft_dir=lambda w: train_data_dir(train_data_of(w.model)),
+        base_dir=lambda w: TRAIN_DATA[train_data_of(w.model)]["base_dir"],
         work_dir=lambda w: f"{WORK}/train_state/{w.model}",
     threads: lambda wildcards: workflow.cores  # lazy: a cluster run has no total (profiles set-threads)
     resources:
