@@ -79,7 +79,7 @@ def test_full_run_writes_results_with_provenance(demo_run):
     assert prov["score_params"]["generation"]["max_new_tokens"] == 100
     assert prov["packages"]["transformers"].startswith("5.")
     assert (tmp / "results" / "demo_init" / "pope.json").exists()
-    # the alignment stage trained on its own mix, the SFT on the SFT mix (each named in the run fingerprint's data)
+    # the alignment stage trained on its own mix (its parquet), the SFT on the SFT mix
     manifests = {d: json.loads((tmp / "work" / "demo" / "parquet" / d / "manifest.json").read_text())
                  for d in ("align", "sft")}
     assert list(manifests["align"]["sources"]) == ["demo_shapes_align"]
