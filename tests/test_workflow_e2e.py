@@ -159,6 +159,12 @@ def test_unknown_training_data_is_a_config_error(demo_run):
     proc = _snakemake(tmp, "-n", "--configfile", str(bad), "--", "all", check=False)
     assert proc.returncode != 0
     assert "model 'demo_align' trains on data 'pretrain'" in proc.stdout + proc.stderr
+    cfg["models"]["demo_align"]["data"] = "align"
+    cfg["models"]["demo_init"]["data"] = "align"  # a path model trains on nothing
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp, "-n", "--configfile", str(bad), "--", "all", check=False)
+    assert proc.returncode != 0
+    assert "model 'demo_init' has 'data', but only kind 'train' models" in proc.stdout + proc.stderr
 
 
 def test_new_pretrained_llm_replans_both_models_and_no_data(demo_run):

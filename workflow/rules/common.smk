@@ -22,6 +22,8 @@ for _name in config["table"]["models"] + [config["model"]]:
 # projector-pretraining mix of a freeze_llm stage. A train model picks one with `data` (default "sft").
 TRAIN_DATA = {"sft": config["sft"], **config.get("train_data", {})}
 for _name, _m in MODELS.items():
+    if "data" in _m and _m["kind"] != "train":
+        raise ValueError(f"config: model {_name!r} has 'data', but only kind 'train' models train on a data set")
     if _m["kind"] == "train" and _m.get("data", "sft") not in TRAIN_DATA:
         raise ValueError(f"config: model {_name!r} trains on data {_m['data']!r}, which is neither 'sft' nor a name "
                          f"under 'train_data' (defined: {sorted(TRAIN_DATA)})")
