@@ -598,11 +598,8 @@ def _align_data(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> 
 
 
 def _write_align(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> dict[str, int]:
-    write_jsonl_atomic(root / ALIGN_ANNOTATION, _align_data(root, seed, sizes, banned))
-    write_json_atomic(root / ALIGN_META_PATH, {"demo_shapes_align": {
-        "root": "playground/data/demo_shapes/", "annotation": ALIGN_ANNOTATION, "data_augment": False,
-        "repeat_time": 1, "length": sizes.align_images}})
-    return {ALIGN_ANNOTATION: sizes.align_images, ALIGN_META_PATH: 1}
+    sources = {"demo_shapes_align": ("playground/data/demo_shapes/", ALIGN_ANNOTATION)}
+    return _write_sources(root, ALIGN_META_PATH, sources, {"demo_shapes_align": _align_data(root, seed, sizes, banned)})
 
 
 # name -> (root, annotation); roots differ on purpose, like the original mixture's roots
@@ -621,17 +618,24 @@ def _write_sft(root: Path, seed: int, sizes: DemoSizes, banned: set[Scene]) -> d
         "demo_shapes_mcq": _sft_mcq(root, seed, sizes, banned),
         "demo_text_only": _sft_text(seed, sizes),
     }
+    counts = _write_sources(root, META_PATH, SFT_SOURCES, built)
+    counts[IMAGE_DIR] = sizes.sft_caption + sizes.sft_vqa + sizes.sft_mcq
+    return counts
+
+
+def _write_sources(root: Path, meta_path: str, sources: dict[str, tuple[str, str]],
+                   built: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Each source's annotation JSONL, then a meta file in the original format listing them; returns the counts."""
     meta: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     for name, records in built.items():
-        data_root, annotation = SFT_SOURCES[name]
+        data_root, annotation = sources[name]
         write_jsonl_atomic(root / annotation, records)
         meta[name] = {"root": data_root, "annotation": annotation, "data_augment": False, "repeat_time": 1,
                       "length": len(records)}
         counts[annotation] = len(records)
-    write_json_atomic(root / META_PATH, meta)
-    counts[META_PATH] = len(meta)
-    counts[IMAGE_DIR] = sizes.sft_caption + sizes.sft_vqa + sizes.sft_mcq
+    write_json_atomic(root / meta_path, meta)
+    counts[meta_path] = len(meta)
     return counts
 
 
