@@ -33,6 +33,11 @@ def train_data_of(model):
     return MODELS[model].get("data", "sft")
 
 
+def train_data_setting(key, default=None):
+    """A params function: ``key`` of the job's training data set (``default`` where the set leaves it out)."""
+    return lambda w: TRAIN_DATA[w.data].get(key, default)
+
+
 def train_data_dir(data):
     """The normalized parquet of a training data set (the default set keeps its old place, parquet/sft)."""
     return f"{WORK}/parquet/{data}"

@@ -51,12 +51,12 @@ rule normalize_sft:
     wildcard_constraints:
         data=one_of(TRAIN_DATA),
     params:
-        meta=lambda w: TRAIN_DATA[w.data]["meta"],
-        base_dir=lambda w: TRAIN_DATA[w.data]["base_dir"],
-        seed=lambda w: TRAIN_DATA[w.data].get("seed", 0),
-        on_error=lambda w: TRAIN_DATA[w.data].get("on_error", "raise"),
-        verify_images=lambda w: TRAIN_DATA[w.data].get("verify_images", False),
-        embed_images=lambda w: TRAIN_DATA[w.data].get("embed_images", False),
+        meta=train_data_setting("meta"),
+        base_dir=train_data_setting("base_dir"),
+        seed=train_data_setting("seed", 0),
+        on_error=train_data_setting("on_error", "raise"),
+        verify_images=train_data_setting("verify_images", False),
+        embed_images=train_data_setting("embed_images", False),
         out=lambda w: train_data_dir(w.data),
     log:
         f"{WORK}/logs/normalize_{{data}}.log",
