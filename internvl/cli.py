@@ -73,9 +73,14 @@ def _infer(a: argparse.Namespace) -> None:
 def _train(a: argparse.Namespace) -> None:
     import yaml
 
-    from internvl.train.recipe import SFTConfig, train
+    from internvl.train.recipe import Preempted, SFTConfig, train
 
-    print(json.dumps(train(SFTConfig.from_dict(yaml.safe_load(Path(a.config).read_text()))), indent=1))
+    try:
+        summary = train(SFTConfig.from_dict(yaml.safe_load(Path(a.config).read_text())))
+    except Preempted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(Preempted.exit_code) from None
+    print(json.dumps(summary, indent=1, default=str))
 
 
 def _chat(a: argparse.Namespace) -> None:

@@ -265,11 +265,13 @@ def _random_record(rng: random.Random, i: int):
                            {**_rec(i, image="./imgs/a.jpg"), "id": ""}])
     roles = rng.choice([["human", "gpt"], ["human", "gpt", "human", "gpt"], ["gpt", "human", "gpt"], ["human"],
                         ["gpt"], ["human", "human"], ["human", "gpt", "gpt"], ["system", "human", "gpt"], []])
-    answers = ["red", " red", "\u3000", "", "  \n", "\x1c", "a <image> b", "\u00a0x", "\u00a0"]
+    answers = ["red", " red", "\u3000", "", "  \n", "\x1c", "\u00a0x", "\u00a0"]
     questions = ["<image>\nQ", "Q <image>", "Q", "", " <image>", "<Image>"]
     turns = []
     for role in roles:
         turn = {"from": role, "value": rng.choice(answers if role == "gpt" else questions)}
+        if role == "gpt" and rng.random() < 0.04:  # a second <image> tag (one image per sample in V1.2)
+            turn["value"] = "a <image> b"
         if rng.random() < 0.03:
             turn = rng.choice([None, {"from": role}, {"from": role, "value": None}, {"value": "x"}])
         elif rng.random() < 0.05:

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from internvl.data.io import load_json, write_json_atomic
@@ -58,6 +59,8 @@ SFT_SCHEMA = pa.schema([
     pa.field("repeat_index", pa.int32(), nullable=False),
     pa.field("image_path", pa.string()),  # relative to the base dir; null for text-only samples
     pa.field("conversations", pa.list_(TURN), nullable=False),
+    # UTF-8 bytes of the turns' text: the length estimate of group_by_length (internvl.train.dataset)
+    pa.field("text_bytes", pa.int64(), nullable=False),
 ])
 SFT_SCHEMA_EMBED = SFT_SCHEMA.append(pa.field("image_bytes", pa.binary()))  # with embed_images
 ROW_GROUP_ROWS = 32_768
@@ -209,10 +212,24 @@ def _selection(n: int, k: int, rng: random.Random) -> Callable[[int], np.ndarray
     return take
 
 
+def text_bytes(conversations: pa.Array) -> pa.Array:
+    """Per row, the UTF-8 bytes of all turn values of a ``list<struct<from, value>>`` column."""
+    conv = conversations.combine_chunks() if isinstance(conversations, pa.ChunkedArray) else conversations
+    n = len(conv)
+    if n == 0:
+        return pa.array([], pa.int64())
+    offsets = conv.offsets.to_numpy()
+    flat = conv.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    sizes = pc.fill_null(pc.binary_length(pc.struct_field(flat, "value")), 0).to_numpy(zero_copy_only=False)
+    parent = pc.list_parent_indices(conv).to_numpy()
+    return pa.array(np.bincount(parent, weights=sizes, minlength=n).astype(np.int64))
+
+
 def _with_source(table: pa.Table, name: str, repeat_index: int, schema: pa.Schema) -> pa.Table:
     n = table.num_rows
     cols = {"source": pa.repeat(pa.scalar(name, pa.string()), n),
-            "repeat_index": pa.array(np.full(n, repeat_index, dtype=np.int32))}
+            "repeat_index": pa.array(np.full(n, repeat_index, dtype=np.int32)),
+            "text_bytes": text_bytes(table.column("conversations"))}
     return pa.Table.from_arrays([cols[f] if f in cols else table.column(f) for f in schema.names], schema=schema)
 
 

@@ -154,6 +154,10 @@ class RecordChecker:
         if "<image>" not in convs[start]["value"]:
             raise self.error("image_tag", "image given but the first human turn has no <image>", line,
                              "conversations")
+        tags = sum(t["value"].count("<image>") for t in convs)
+        if tags > 1:  # V1.2 expands every tag into an image span: more image tokens than image features
+            raise self.error("image_tag", f"{tags} <image> tags for one image (V1.2 takes one image per sample)",
+                             line, "conversations")
         return self.image(image, line)
 
     def image(self, image: str, line: int) -> str:
@@ -425,6 +429,8 @@ class RecordChecker:
         if len(rows_img):
             tag = pc.match_substring(val.take(first[rows_img] + start[rows_img]), "<image>")
             bad[rows_img[~pc.fill_null(tag, False).to_numpy(zero_copy_only=False)]] = True
+            tags = pc.fill_null(pc.count_substring(val, "<image>"), 0).to_numpy(zero_copy_only=False)
+            bad |= has_img & (np.bincount(parent, weights=tags, minlength=n) > 1)
         turns_txt = np.flatnonzero(~has_img[parent])
         if len(turns_txt):
             tag = pc.fill_null(pc.match_substring(val.take(turns_txt), "<image>"), False).to_numpy(zero_copy_only=False)

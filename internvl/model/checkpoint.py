@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from internvl.model.config import hf_config, with_vocab_size
 from internvl.model.conversation import ADDED_SPECIAL_TOKENS, IMG_CONTEXT_TOKEN
 from internvl.model.modeling import InternVLChatModel
+from internvl.model.shards import ShardWriter, shard_files
 
 log = logging.getLogger(__name__)
 
@@ -57,69 +60,75 @@ _LAYER_RE = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.(.+)$")
 _HF_LAYER_RE = re.compile(r"^model\.vision_tower\.encoder\.layer\.(\d+)\.(.+)$")
 
 
+def original_to_hf_items(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """One original tensor -> its transformers tensor(s) (the fused ViT qkv becomes q/k/v); KeyError if unknown."""
+    if key in _FIXED_RENAMES:
+        return [(_FIXED_RENAMES[key], value)]
+    if key.startswith("language_model.model."):
+        return [("model.language_model." + key[len("language_model.model."):], value)]
+    if m := _LAYER_RE.match(key):
+        i, rest = m.groups()
+        base = f"{_HF_VIT}encoder.layer.{i}."
+        if rest in ("attn.qkv.weight", "attn.qkv.bias"):
+            kind = rest.rsplit(".", 1)[1]
+            q, k, v = value.chunk(3, dim=0)
+            return [(f"{base}attention.{name}.{kind}", part) for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v))]
+        for src, dst in _VIT_LAYER_RENAMES:
+            if rest == src:
+                return [(base + dst, value)]
+    raise KeyError(key)
+
+
 def original_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state.items():
-        if key in _FIXED_RENAMES:
-            out[_FIXED_RENAMES[key]] = value
-        elif key.startswith("language_model.model."):
-            out["model.language_model." + key[len("language_model.model."):]] = value
-        elif m := _LAYER_RE.match(key):
-            i, rest = m.groups()
-            base = f"{_HF_VIT}encoder.layer.{i}."
-            if rest in ("attn.qkv.weight", "attn.qkv.bias"):
-                kind = rest.rsplit(".", 1)[1]
-                q, k, v = value.chunk(3, dim=0)
-                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    out[f"{base}attention.{name}.{kind}"] = part
-                continue
-            for src, dst in _VIT_LAYER_RENAMES:
-                if rest == src:
-                    out[base + dst] = value
-                    break
-            else:
-                unknown.append(key)
-        else:
+        try:
+            out.update(original_to_hf_items(key, value))
+        except KeyError:
             unknown.append(key)
     if unknown:
         raise KeyError(f"unexpected checkpoint keys (not part of InternVL-Chat V1.2): {unknown[:8]}")
     return out
 
 
-def hf_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def hf_to_original_stream(items: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+    """transformers (name, tensor) pairs -> original ones, as a stream: a ViT layer's q/k/v are held only
+    until all three have arrived, then fused into ``attn.qkv``."""
     inverse = {v: k for k, v in _FIXED_RENAMES.items()}
     layer_inverse = {dst: src for src, dst in _VIT_LAYER_RENAMES}
-    out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
+    for key, value in items:
         if key in inverse:
-            out[inverse[key]] = value
+            yield inverse[key], value
         elif key.startswith("model.language_model."):
-            out["language_model.model." + key[len("model.language_model."):]] = value
+            yield "language_model.model." + key[len("model.language_model."):], value
         elif m := _HF_LAYER_RE.match(key):
             i, rest = m.groups()
             if mm := re.match(r"attention\.(q|k|v)_proj\.(weight|bias)$", rest):
-                qkv.setdefault((i, mm.group(2)), {})[mm.group(1)] = value
+                parts = qkv.setdefault((i, mm.group(2)), {})
+                parts[mm.group(1)] = value
+                if len(parts) == 3:
+                    del qkv[(i, mm.group(2))]
+                    yield (f"{_VIT}encoder.layers.{i}.attn.qkv.{mm.group(2)}",
+                           torch.cat([parts["q"], parts["k"], parts["v"]], dim=0))
             elif rest in layer_inverse:
-                out[f"{_VIT}encoder.layers.{i}.{layer_inverse[rest]}"] = value
+                yield f"{_VIT}encoder.layers.{i}.{layer_inverse[rest]}", value
             else:
                 raise KeyError(f"no original name for {key}")
         else:
             raise KeyError(f"no original name for {key}")
-    for (i, kind), parts in qkv.items():
-        out[f"{_VIT}encoder.layers.{i}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    return out
+    if qkv:
+        raise KeyError(f"incomplete ViT q/k/v projections for layers {sorted(qkv)}")
+
+
+def hf_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return dict(hf_to_original_stream(state.items()))
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    index = path / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
     state: dict[str, torch.Tensor] = {}
-    for name in files:
-        f = path / name
-        if not f.exists():
-            raise FileNotFoundError(f"{f}: checkpoint shard missing (only safetensors checkpoints are loaded)")
+    for f in shard_files(path):
         with safe_open(str(f), framework="pt") as fh:
             for k in fh.keys():
                 state[k] = fh.get_tensor(k)
@@ -160,10 +169,19 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_pretrained(path: str | Path, dtype: torch.dtype | str | None = None, attn_implementation: str = "sdpa",
-                    device: str = "cpu"):
-    """Load an original-format checkpoint directory -> (model, tokenizer)."""
-    path = Path(path)
+def _zero3_enabled() -> bool:
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    return bool(is_deepspeed_zero3_enabled())
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _read_config(path: Path) -> dict[str, Any]:
     cfg_file = path / "config.json"
     if not cfg_file.exists():
         raise FileNotFoundError(f"{cfg_file}: not an InternVL-Chat checkpoint (config.json missing)")
@@ -171,15 +189,33 @@ def load_pretrained(path: str | Path, dtype: torch.dtype | str | None = None, at
     for key in ("vision_config", "llm_config", "downsample_ratio"):
         if key not in cfg:
             raise KeyError(f"{cfg_file}: field {key!r} missing (expected an InternVLChatConfig)")
+    return cfg
+
+
+def load_pretrained(path: str | Path, dtype: torch.dtype | str | None = None, attn_implementation: str = "sdpa",
+                    device: str = "cpu"):
+    """Load an original-format checkpoint directory -> (model, tokenizer).
+
+    Under DeepSpeed ZeRO-3 (a ``TrainingArguments(deepspeed=...)`` with stage 3 exists, as in the SFT) the
+    model is built partitioned and filled one tensor at a time (:func:`_load_zero3`), so no rank ever holds
+    the whole model; otherwise transformers' loader builds it from the state dict.
+    """
+    path = Path(path)
+    cfg = _read_config(path)
     tokenizer = load_tokenizer(path)
     hf = hf_config(cfg, image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN))
+    target = _dtype(dtype) if isinstance(dtype, str) else (dtype or _dtype(cfg.get("torch_dtype")))
+    if _zero3_enabled():
+        model = _load_zero3(path, hf, target, attn_implementation)
+        model.original_config = cfg
+        model.eval()
+        return model, tokenizer
     state = original_to_hf(_read_safetensors(path))
     with torch.device("meta"):
         expected = set(InternVLChatModel(hf).state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise KeyError(f"{path}: checkpoint does not match its config: missing {missing[:8]}, unexpected {unexpected[:8]}")
-    target = _dtype(dtype) if isinstance(dtype, str) else (dtype or _dtype(cfg.get("torch_dtype")))
     # transformers' loader handles meta init, buffers, dtype and device placement for us.
     model = InternVLChatModel.from_pretrained(
         None, config=hf, state_dict=state, dtype=target, attn_implementation=attn_implementation,
@@ -190,17 +226,109 @@ def load_pretrained(path: str | Path, dtype: torch.dtype | str | None = None, at
     return model, tokenizer
 
 
-def save_pretrained(model: InternVLChatModel, path: str | Path, tokenizer=None) -> None:
-    """Write ``config.json`` + ``model.safetensors`` (+ tokenizer) in the original layout."""
+def _load_zero3(path: Path, hf, dtype: torch.dtype, attn_implementation: str) -> InternVLChatModel:
+    """Build the model under ``deepspeed.zero.Init`` (each rank allocates only its partition, no random init)
+    and fill it from the original-layout shards one tensor at a time: every rank reads the shard headers,
+    rank 0 alone reads each tensor's data and copies it into the gathered parameter, which DeepSpeed then
+    re-partitions. Host memory per rank: its partition plus one gathered parameter; on rank 0 also one
+    checkpoint tensor. The same construction contexts as transformers' own ZeRO-3 ``from_pretrained``."""
+    import deepspeed
+    from transformers.utils import ContextManagers
+
+    for c in (hf, hf.text_config, hf.vision_config):
+        c._attn_implementation = attn_implementation  # noqa: SLF001
+    contexts = InternVLChatModel.get_init_context(dtype, False, False, None)
+    with ContextManagers(contexts):
+        model = InternVLChatModel(hf)
+    params = dict(model.named_parameters())
+    rank0 = _rank() == 0
+    loaded: set[str] = set()
+    for f in shard_files(path):
+        with safe_open(str(f), framework="pt") as fh:
+            for key in fh.keys():
+                shape = fh.get_slice(key).get_shape()
+                value = fh.get_tensor(key) if rank0 else torch.empty(shape, device="meta")
+                try:
+                    items = original_to_hf_items(key, value)
+                except KeyError:
+                    raise KeyError(f"{f}: unexpected checkpoint key {key!r} (not part of InternVL-Chat V1.2)") from None
+                unknown = [n for n, _ in items if n not in params]
+                if unknown:
+                    raise KeyError(f"{path}: checkpoint does not match its config: unexpected {unknown[:8]}")
+                targets = [params[n] for n, _ in items]
+                with deepspeed.zero.GatheredParameters(targets, modifier_rank=0):
+                    for p, (name, t) in zip(targets, items, strict=True):
+                        if tuple(p.shape) != tuple(t.shape):
+                            raise ValueError(f"{f}: {key} has shape {tuple(t.shape)}, the config gives "
+                                             f"{name} the shape {tuple(p.shape)}")
+                        if rank0:
+                            p.data.copy_(t)
+                loaded.update(n for n, _ in items)
+    missing = sorted(set(params) - loaded)
+    if missing:
+        raise KeyError(f"{path}: checkpoint does not match its config: missing {missing[:8]}")
+    return model
+
+
+def _full_shape(p: torch.Tensor) -> tuple[int, ...]:
+    return tuple(getattr(p, "ds_shape", None) or p.shape)
+
+
+def iter_model_state(model: torch.nn.Module, dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor | None]]:
+    """(name, CPU tensor) for every weight, gathered one parameter at a time under ZeRO-3.
+
+    Collective under ZeRO-3: every rank must iterate it to the end; ranks other than 0 get ``None``
+    values. Without ZeRO-3 it is the plain state dict (cast to ``dtype`` if given)."""
+    params = dict(model.named_parameters())
+    if not any(hasattr(p, "ds_id") for p in params.values()):
+        for name, t in model.state_dict().items():
+            yield name, t.detach().to("cpu", dtype or t.dtype)
+        return
+    import deepspeed
+
+    rank0 = _rank() == 0
+    for name, p in params.items():
+        with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+            t = p.data.detach().to("cpu", dtype or p.dtype).clone() if rank0 else None
+        yield name, t
+
+
+def save_pretrained(model: InternVLChatModel, path: str | Path, tokenizer=None, *, dtype: torch.dtype | None = None,
+                    max_shard_size: int | str = "5GB",
+                    state: Iterable[tuple[str, torch.Tensor | None]] | None = None) -> None:
+    """Write the checkpoint in the original layout: ``config.json``, safetensors sharded at ``max_shard_size``
+    (with ``model.safetensors.index.json`` when more than one), ``generation_config.json``, the tokenizer.
+
+    ``dtype`` casts every weight (default: as they are). ``state`` replaces the model's own (name, tensor)
+    stream, e.g. a LoRA-merged one. Under ZeRO-3 this is collective (call it on every rank): weights are
+    gathered one at a time and rank 0 writes them as they come, one shard in memory at most. The folder
+    is built beside ``path`` and renamed into place, so a killed save never leaves a half checkpoint there.
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    cfg = with_vocab_size(model.original_config, model.lm_head.weight.shape[0])
-    cfg["torch_dtype"] = str(model.lm_head.weight.dtype).removeprefix("torch.")
-    state = {k: v.detach().contiguous().cpu() for k, v in hf_to_original(model.state_dict()).items()}
-    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
-    (path / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    items = iter_model_state(model, dtype) if state is None else state
+    if _rank() != 0:
+        for _ in items:  # take part in the gathers
+            pass
+        return
+    tmp = path.with_name(f".{path.name}.saving-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    writer = ShardWriter(tmp, max_shard_size)
+    first_dtype = None
+    for name, t in hf_to_original_stream((n, t.to(dtype) if dtype is not None else t) for n, t in items):
+        first_dtype = first_dtype or (t.dtype if t.is_floating_point() else None)
+        writer.add(name, t)
+    writer.close()
+    cfg = with_vocab_size(model.original_config, _full_shape(model.lm_head.weight)[0])
+    cfg["torch_dtype"] = str(first_dtype or torch.float32).removeprefix("torch.")
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     lc = cfg["llm_config"]
     gen = {"_from_model_config": True, "bos_token_id": lc.get("bos_token_id"), "eos_token_id": lc.get("eos_token_id")}
-    (path / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
     if tokenizer is not None:
-        tokenizer.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(tmp))
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -119,13 +119,43 @@ def rendezvous(env: Mapping[str, str] | None = None, nproc_per_node: int | None 
         nnodes, node_rank, hosts = 1, 0, ["localhost"]
         master_addr = env.get("MASTER_ADDR") or "127.0.0.1"
         master_port = int(env.get("MASTER_PORT") or _free_port())
+    devices = _task_devices(env) if in_slurm else None
     if nproc_per_node is None:
-        nproc_per_node = max(1, _visible_gpus(env))
+        nproc_per_node = max(1, len(devices) if devices is not None else _visible_gpus(env))
     if not 0 <= node_rank < nnodes:
         raise ValueError(f"node rank {node_rank} outside 0..{nnodes - 1}")
     return {"nnodes": nnodes, "node_rank": node_rank, "nproc_per_node": nproc_per_node,
             "master_addr": master_addr, "master_port": master_port, "hosts": hosts,
-            "world_size": nnodes * nproc_per_node, "slurm": in_slurm}
+            "world_size": nnodes * nproc_per_node, "slurm": in_slurm,
+            "cuda_visible_devices": None if devices is None else ",".join(devices)}
+
+
+def tasks_per_node(spec: str) -> list[int]:
+    """Slurm's ``SLURM_STEP_TASKS_PER_NODE`` ("2(x3),1") -> [2, 2, 2, 1]."""
+    out: list[int] = []
+    for part in filter(None, spec.split(",")):
+        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if not m:
+            raise ValueError(f"cannot read tasks per node {spec!r}")
+        out += [int(m.group(1))] * int(m.group(2) or 1)
+    return out
+
+
+def _task_devices(env: Mapping[str, str]) -> list[str] | None:
+    """This task's share of the node's GPUs when several launcher tasks share a node (one per GPU, as
+    upstream's srun launch): the node's visible GPUs split evenly by ``SLURM_LOCALID``. None when the
+    task is alone on its node (it keeps every GPU it sees)."""
+    here = tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE") or env.get("SLURM_TASKS_PER_NODE") or "1")
+    node = int(env.get("SLURM_NODEID", "0"))
+    count = here[node] if node < len(here) else here[-1]
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if count <= 1 or not cvd:
+        return None
+    gpus = [d.strip() for d in cvd.split(",") if d.strip() and d.strip() != "-1"]
+    if len(gpus) % count:
+        raise ValueError(f"{len(gpus)} GPUs ({cvd}) do not split evenly over the {count} tasks of this node")
+    share, local = len(gpus) // count, int(env.get("SLURM_LOCALID", "0"))
+    return gpus[local * share:(local + 1) * share]
 
 
 def torchrun_argv(rdzv: Mapping[str, Any], target: Sequence[str]) -> list[str]:
@@ -156,8 +186,8 @@ def plan_from_resources(resources: Mapping[str, Any]) -> dict[str, int] | None:
     """How a rule with these Snakemake resources launches: None = in-process, else the srun geometry.
 
     The srun launcher is used for a rule given an ``mpi`` resource (the jobstep plugin then leaves the
-    launch to the rule) with more than one node or task; ``nproc_per_node`` is optional (default:
-    the GPUs each task sees).
+    launch to the rule) with more than one node, task or GPU per node (``gres: gpu:N``); ``nproc_per_node``
+    is optional (default: the GPUs each task sees).
     """
     def _int(key: str, default: int = 0) -> int:
         value = resources.get(key, default)
@@ -166,10 +196,12 @@ def plan_from_resources(resources: Mapping[str, Any]) -> dict[str, int] | None:
         except (TypeError, ValueError):
             return default
 
-    if "mpi" not in resources:
+    if not resources.get("mpi"):
         return None
     nodes, tasks = _int("nodes", 1) or 1, _int("tasks", 0)
-    if nodes <= 1 and tasks <= 1:
+    gres = re.search(r"gpu(?::[^:,]+)?:(\d+)", str(resources.get("gres") or ""))
+    per_node = max(_int("nproc_per_node", 0), int(gres.group(1)) if gres else 0)
+    if nodes <= 1 and tasks <= 1 and per_node <= 1:
         return None
     return {"nodes": nodes, "tasks": tasks or nodes, "cpus_per_task": _int("cpus_per_task", 0),
             "nproc_per_node": _int("nproc_per_node", 0)}
@@ -188,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if not target:
         ap.error("nothing to launch: give '-- -m internvl.cli train RECIPE.yaml' or a script")
     rdzv = rendezvous(nproc_per_node=a.nproc_per_node)
+    if rdzv["cuda_visible_devices"] is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = rdzv["cuda_visible_devices"]
     argv_out = torchrun_argv(rdzv, target)
     info = {k: v for k, v in rdzv.items() if k != "hosts"} | {"host": socket.gethostname(),
                                                               "hosts": rdzv["hosts"][:8]}
@@ -195,8 +229,58 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[launch] {shlex.join(argv_out)}", file=sys.stderr, flush=True)
     if a.print:
         return 0
-    os.execv(argv_out[0], argv_out)
-    return 127  # not reached
+    return run_forwarding_signals(argv_out)
+
+
+# Signals that ask the training ranks for a checkpoint and a clean stop (internvl.train.trainer.Preemption).
+FORWARDED = ("SIGUSR1", "SIGTERM")
+
+
+def run_forwarding_signals(argv: Sequence[str]) -> int:
+    """Run torchrun with SIGUSR1/SIGTERM ignored in it, and pass those signals on to its workers.
+
+    Why: Slurm's ``--signal=USR1@<s>`` (and a preemption's SIGTERM) reaches every process of the step.
+    torchrun's agent would die of SIGUSR1 (the default action) or, on SIGTERM, kill its workers after a
+    short grace period; the workers instead need the signal to save a checkpoint at the end of the step.
+    So the agent ignores both (inherited through exec; ``TORCHELASTIC_SIGNALS_TO_HANDLE`` keeps torch
+    elastic from re-installing its SIGTERM handler), and this launcher forwards them to the workers,
+    whoever sent them (Slurm, scancel, a user's kill).
+    """
+    import signal
+    import subprocess
+
+    def ignore() -> None:
+        for name in FORWARDED:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+    # torch elastic re-installs handlers for the signals this names (default SIGTERM,SIGINT,SIGHUP,SIGQUIT)
+    env = {**os.environ, "TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGINT,SIGHUP,SIGQUIT"}
+    proc = subprocess.Popen(list(argv), preexec_fn=ignore, env=env)  # noqa: PLW1509 - only signal dispositions
+
+    def forward(signum, frame) -> None:  # noqa: ARG001
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        print(f"[launch] {signal.Signals(signum).name}: forwarded to the training ranks", file=sys.stderr, flush=True)
+
+    for name in FORWARDED:
+        signal.signal(getattr(signal, name), forward)
+    while True:
+        try:
+            return proc.wait()
+        except InterruptedError:  # pragma: no cover - wait() retries on EINTR since PEP 475
+            continue
+
+
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 if __name__ == "__main__":

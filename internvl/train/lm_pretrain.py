@@ -28,9 +28,10 @@ import torch
 from internvl.data.io import DataError, iter_jsonl
 from internvl.data.sft_records import RecordChecker
 from internvl.model.checkpoint import load_pretrained, save_pretrained
+from internvl.train.checkpoints import vet_work_dir
 from internvl.train.dataset import pad_collate
 from internvl.train.preprocess import render
-from internvl.train.recipe import config_fingerprint, run_summary, settings_from, vet_work_dir
+from internvl.train.recipe import config_fingerprint, run_summary, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,17 @@ class LMDataset(torch.utils.data.Dataset):
         return {"input_ids": self.items[i], "labels": self.items[i]}
 
 
-def prepare_work_dir(cfg: LMPretrainConfig) -> bool:
-    """Resume only from step checkpoints of this exact run (same settings, weights and corpus)."""
-    return vet_work_dir(Path(cfg.work_dir), config_fingerprint(cfg, corpus=Path(cfg.corpus)))
+def prepare_work_dir(cfg: LMPretrainConfig) -> tuple[Path | None, str]:
+    """Resume only from complete step checkpoints of this exact run (same settings, weights and corpus);
+    returns (the checkpoint to resume, the run fingerprint)."""
+    fp = config_fingerprint(cfg, corpus=Path(cfg.corpus))
+    return vet_work_dir(Path(cfg.work_dir), fp), fp
 
 
 def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments, set_seed
+
+    from internvl.train.trainer import CompleteCheckpoints
 
     set_seed(cfg.seed)
     model, tokenizer = load_pretrained(cfg.init, dtype=torch.float32)
@@ -110,17 +115,19 @@ def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
         output_dir=cfg.work_dir, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_train_batch_size, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, data_seed=cfg.seed, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1,
+        seed=cfg.seed, data_seed=cfg.seed, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=None,
         logging_steps=cfg.logging_steps, remove_unused_columns=False, report_to="none",
         use_cpu=not torch.cuda.is_available(),
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    resume, fp = prepare_work_dir(cfg)
     trainer = Trainer(model=model, args=args, train_dataset=data,
-                      data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id), optimizers=(optimizer, None))
-    resume = prepare_work_dir(cfg)
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+                      data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id), optimizers=(optimizer, None),
+                      callbacks=[CompleteCheckpoints(cfg.work_dir, fp, keep=1)])
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     save_pretrained(model, cfg.output, tokenizer=tokenizer)
-    summary = {**run_summary(trainer, result, resume, cfg), "conversations": len(data), "truncated": data.truncated}
+    summary = {**run_summary(trainer, result, resume is not None, cfg), "conversations": len(data),
+               "truncated": data.truncated}
     (Path(cfg.output) / "lm_pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

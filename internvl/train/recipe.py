@@ -1,18 +1,25 @@
-"""The SFT recipe, top to bottom: setup -> data -> Trainer loop -> checkpoint in the original format.
+"""The SFT recipe, top to bottom: setup -> model -> data -> Trainer loop -> save.
 
 Defaults are the V1.2 script's (lr 1e-5, cosine, warmup 3%, wd 0.05 on *all* parameters as the
-DeepSpeed-owned optimizer applied it, clip 1.0, seed 42, 1 epoch, 2048 tokens). The HF Trainer
-brings gradient accumulation, DeepSpeed/DDP, checkpointing and resume; we do not rewrite those.
+DeepSpeed-owned optimizer applied it, clip 1.0, seed 42, 1 epoch, 2048 tokens, the loss averaged per
+micro-batch). The HF Trainer brings gradient accumulation, DeepSpeed/DDP, checkpointing and resume;
+we do not rewrite those.
+
+Setup comes first because ZeRO-3 needs it before the model exists: the ``TrainingArguments`` (and
+with them DeepSpeed's config) are built before the weights are loaded, so the model is created
+partitioned (``zero.Init``) and filled one tensor at a time (internvl.model.checkpoint), never whole on
+any rank. The final checkpoint is gathered the same way, one weight at a time, by every rank, and
+written by rank 0 in the original layout, sharded, in the training precision.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +28,16 @@ from typing import Any
 import torch
 
 from internvl.model.checkpoint import load_pretrained, save_pretrained
+from internvl.train.checkpoints import fingerprint_of, vet_work_dir
 
 log = logging.getLogger(__name__)
+
+DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "config" / "deepspeed"
+DEEPSPEED_CONFIGS = {  # the upstream JSONs, shipped in config/deepspeed/ (see its README)
+    "zero1": "zero_stage1_config.json", "zero2": "zero_stage2_config.json", "zero3": "zero_stage3_config.json",
+    "zero3_34b": "zero_stage3_config_34b.json",
+}
+LOSS_REDUCTIONS = ("micro_batch_mean", "global_token_mean")
 
 
 @dataclass
@@ -32,32 +47,67 @@ class SFTConfig:
     base_dir: str  # image paths in the parquet are relative to this
     output: str  # final checkpoint, original format
     work_dir: str  # Trainer checkpoints for resume
+    # --- what decides the optimisation (the run fingerprint) ---
     learning_rate: float = 1e-5
     weight_decay: float = 0.05
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
     num_train_epochs: float = 1.0
     max_steps: int = -1
+    global_batch_size: int | None = None  # per_device x world x accumulation; the accumulation is derived
     per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = 1  # used only without global_batch_size
     max_seq_length: int = 2048
     max_grad_norm: float = 1.0
     seed: int = 42
     bf16: bool = False
+    # micro_batch_mean: upstream (transformers 4.36) -- each micro-batch's token mean, averaged over
+    # micro-batches and ranks; global_token_mean: transformers 5's default, one mean over the global batch
+    loss_reduction: str = "micro_batch_mean"
     freeze_backbone: bool = False
     freeze_llm: bool = False
     freeze_mlp: bool = False
+    unfreeze_vit_layers: int = 0
+    use_backbone_lora: int = 0
+    use_llm_lora: int = 0
     drop_path_rate: float = 0.0
-    grad_checkpoint: bool = False
+    grad_checkpoint: bool = False  # the LLM's; the ViT always checkpoints in training, as upstream
+    attn_implementation: str = "sdpa"
+    deepspeed: str | dict | None = None  # zero1 | zero2 | zero3 | zero3_34b | a JSON path | the config itself
+    group_by_length: bool = False  # opt-in: changes the sample order (added after the V1.2 release)
+    packing: bool = False  # opt-in: padding-free rows, per-sample attention (internvl.train.dataset)
+    # --- bookkeeping: never changes the result, so never invalidates a checkpoint ---
+    on_error: str = "raise"  # raise | skip: a sample that cannot be built
+    mismatch_threshold: float | None = 0.01  # stop when more samples than this fail the tokenization check
     save_steps: int = 200
+    save_total_limit: int | None = 1
     logging_steps: int = 10
     dataloader_num_workers: int = 0
-    deepspeed: str | None = None
+    max_shard_size: str = "5GB"
+    tensorboard_dir: str | None = None  # default: <work_dir>/tensorboard
+    # --- recipe-file metadata (config/recipes/): the planner reads them, training does not ---
+    gpus: int | None = None
+    gpus_per_node: int | None = None
+    gpu_memory_gib: float | None = None
+    plan_model: str | None = None
+    num_samples: int | None = None
+    description: str | None = None
+    upstream: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SFTConfig:
         return settings_from(cls, d, "SFT")
+
+
+# Settings a checkpoint does not depend on: changing them resumes instead of restarting. ``on_error``
+# is among them: a run that stopped on a bad sample and is resumed with skip trains exactly what a
+# skip run would have.
+BOOKKEEPING = frozenset({
+    "init", "sft_dir", "base_dir", "output", "work_dir", "on_error", "mismatch_threshold", "save_steps",
+    "save_total_limit", "logging_steps", "dataloader_num_workers", "max_shard_size", "tensorboard_dir", "gpus",
+    "gpus_per_node", "gpu_memory_gib", "plan_model", "num_samples", "description", "upstream", "extra",
+})
 
 
 def settings_from(cls, d: dict[str, Any], what: str):
@@ -66,6 +116,153 @@ def settings_from(cls, d: dict[str, Any], what: str):
     if unknown:
         raise KeyError(f"unknown {what} settings: {unknown}")
     return cls(**d)
+
+
+def optimisation_settings(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The part of a recipe a checkpoint depends on (what a rerun of the training job must follow)."""
+    return {k: v for k, v in recipe.items() if k not in BOOKKEEPING}
+
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+
+
+def load_recipe(recipe_file: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                repo: str | Path = REPO_DIR) -> dict[str, Any]:
+    """A model's recipe: the settings of its recipe file (``config/recipes/*.yaml``; a relative path is
+    taken from the repository, recipes being part of it) updated by the config's ``recipe`` mapping.
+    Unknown keys are an error naming the file."""
+    import yaml
+
+    recipe: dict[str, Any] = {}
+    if recipe_file:
+        path = Path(recipe_file)
+        path = path if path.is_absolute() else Path(repo) / path
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe file {path} not found")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a recipe is a mapping of SFT settings, got {type(loaded).__name__}")
+        recipe.update(loaded)
+    recipe.update(overrides or {})
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    unknown = sorted(set(recipe) - names)
+    if unknown:
+        raise KeyError(f"{recipe_file or 'recipe'}: unknown SFT settings {unknown}")
+    return recipe
+
+
+def resolve_deepspeed(spec: str | dict | None) -> dict[str, Any] | None:
+    """A DeepSpeed config dict from a shipped name, a JSON path, or a dict (None: no DeepSpeed)."""
+    if spec is None or isinstance(spec, dict):
+        return copy.deepcopy(spec)
+    path = DEEPSPEED_DIR / DEEPSPEED_CONFIGS[spec] if spec in DEEPSPEED_CONFIGS else Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"deepspeed config {spec!r}: {path} not found (shipped: {sorted(DEEPSPEED_CONFIGS)})")
+    return json.loads(path.read_text())
+
+
+def zero_stage(ds: dict[str, Any] | None) -> int:
+    return int((ds or {}).get("zero_optimization", {}).get("stage", 0))
+
+
+def accumulation(cfg: SFTConfig, world_size: int) -> int:
+    """Gradient accumulation: from ``global_batch_size`` (= per_device x world x accumulation, as the
+    upstream scripts compute GRADIENT_ACC), else the configured value. An impossible split is an error."""
+    if cfg.global_batch_size is None:
+        return cfg.gradient_accumulation_steps
+    per_step = cfg.per_device_train_batch_size * world_size
+    if cfg.global_batch_size % per_step:
+        raise ValueError(
+            f"global_batch_size {cfg.global_batch_size} is not a multiple of per_device_train_batch_size "
+            f"{cfg.per_device_train_batch_size} x {world_size} GPUs = {per_step}: choose a GPU count or per-device "
+            "batch that divides it")
+    return cfg.global_batch_size // per_step
+
+
+def run_record(cfg: SFTConfig, world_size: int, ds: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything a resumable checkpoint belongs to: the optimisation settings, the DeepSpeed config's
+    content, the world size (ZeRO partitions the optimizer state by rank), the initial weights' and the
+    data's content hashes."""
+    from internvl.provenance import checkpoint_hash, file_sha256
+
+    settings = optimisation_settings(dataclasses.asdict(cfg))
+    settings.pop("deepspeed", None)
+    return {"settings": settings, "deepspeed": ds, "world_size": world_size, "init": checkpoint_hash(cfg.init),
+            "sft": file_sha256(Path(cfg.sft_dir) / "manifest.json")}
+
+
+def run_fingerprint(cfg: SFTConfig, world_size: int = 1, ds: dict[str, Any] | None = None) -> str:
+    return fingerprint_of(run_record(cfg, world_size, ds))
+
+
+def config_fingerprint(cfg, **data_files: Path) -> str:
+    """sha256 over ``cfg``'s settings (``output``/``work_dir`` aside), its ``init`` checkpoint's content and
+    the content of each named data file (the LM-pretraining recipe's resume key)."""
+    from internvl.provenance import checkpoint_hash, file_sha256
+
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "work_dir")}
+    payload = {"settings": settings, "init": checkpoint_hash(cfg.init),
+               **{name: file_sha256(path) for name, path in data_files.items()}}
+    return fingerprint_of(payload)
+
+
+def prepare_work_dir(cfg: SFTConfig, world_size: int = 1, ds: dict[str, Any] | None = None) -> Path | None:
+    """Vet the work dir for this run (internvl.train.checkpoints); the checkpoint to resume from, or None."""
+    record = run_record(cfg, world_size, ds)
+    return vet_work_dir(Path(cfg.work_dir), fingerprint_of(record), record)
+
+
+def run_summary(trainer, result, resumed: bool, cfg) -> dict[str, Any]:
+    """What a finished Trainer run leaves beside its checkpoint: the loss trajectory, resume, settings.
+
+    ``train_loss`` is the mean per-step loss over the whole run, resumed parts included (transformers'
+    own covers only the steps of the last ``train()`` call), from the logged history: each logged loss
+    averages the steps since the previous log.
+    """
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    weighted, steps, prev = 0.0, 0, 0
+    for h in history:
+        n = int(h["step"]) - prev
+        weighted, steps, prev = weighted + h["loss"] * n, steps + n, int(h["step"])
+    return {
+        "global_steps": trainer.state.global_step,
+        "train_loss": weighted / steps if steps else result.training_loss,
+        "train_loss_steps": steps,
+        "train_loss_this_call": result.training_loss,
+        "first_logged_loss": history[0]["loss"] if history else None,
+        "last_logged_loss": history[-1]["loss"] if history else None,
+        "resumed": resumed, "config": dataclasses.asdict(cfg),
+    }
+
+
+class Preempted(RuntimeError):
+    """Training stopped on a preemption signal after saving a resumable checkpoint."""
+
+    exit_code = 75  # EX_TEMPFAIL: the job failed for now; Snakemake's retry (or Slurm's requeue) resumes it
+
+    def __init__(self, step: int, signal_name: str, checkpoint: str):
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(f"{signal_name}: saved {checkpoint} at step {step} and stopped; rerun the job to resume")
+
+
+def _launcher_env(ds: dict[str, Any] | None) -> None:
+    """A lone process (no torchrun) needs the launcher variables for DeepSpeed, else it looks for MPI."""
+    if ds is None or "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def _broadcast(obj: Any) -> Any:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _freeze(model, cfg: SFTConfig) -> None:
@@ -78,112 +275,127 @@ def _freeze(model, cfg: SFTConfig) -> None:
         model.lm_head.requires_grad_(False)
 
 
-def run_fingerprint(cfg: SFTConfig) -> str:
-    """What a resumable Trainer state belongs to: every setting (outputs aside) plus the content of
-    the initial checkpoint and of the SFT data. A state with another fingerprint is never resumed."""
-    return config_fingerprint(cfg, sft=Path(cfg.sft_dir) / "manifest.json")
-
-
-def config_fingerprint(cfg, **data_files: Path) -> str:
-    """sha256 over ``cfg``'s settings (``output``/``work_dir`` aside), its ``init`` checkpoint's content and
-    the content of each named data file."""
-    from internvl.provenance import checkpoint_hash, file_sha256
-
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "work_dir")}
-    payload = {"settings": settings, "init": checkpoint_hash(cfg.init),
-               **{name: file_sha256(path) for name, path in data_files.items()}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def prepare_work_dir(cfg: SFTConfig) -> bool:
-    """Keep the Trainer checkpoints only if they belong to this exact run; return whether to resume."""
-    return vet_work_dir(Path(cfg.work_dir), run_fingerprint(cfg))
-
-
-def vet_work_dir(work: Path, fp: str) -> bool:
-    """Drop step checkpoints stamped with another fingerprint (or none), stamp ``fp``; True iff one to resume."""
-    stamp = work / "run_fingerprint.txt"
-    checkpoints = sorted(work.glob("checkpoint-*")) if work.is_dir() else []
-    if checkpoints and (not stamp.exists() or stamp.read_text().strip() != fp):
-        log.warning("discarding %d Trainer checkpoint(s) in %s: they belong to another run (settings, "
-                    "initial weights or data changed)", len(checkpoints), work)
-        for ckpt in checkpoints:
-            shutil.rmtree(ckpt)
-        checkpoints = []
-    work.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fp + "\n")
-    # a checkpoint killed while being written has no trainer_state.json: never resume from it
-    return any((c / "trainer_state.json").exists() for c in checkpoints)
-
-
-def _wait_for_stamp(cfg: SFTConfig, timeout_s: float = 600) -> bool:
-    """Other ranks wait until rank 0 has vetted the work dir, then resume iff it kept checkpoints."""
-    stamp, fp = Path(cfg.work_dir) / "run_fingerprint.txt", run_fingerprint(cfg)
-    deadline = time.monotonic() + timeout_s
-    while not (stamp.exists() and stamp.read_text().strip() == fp):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{stamp}: rank 0 did not prepare the work dir in {timeout_s:.0f} s")
-        time.sleep(1)
-    return any((c / "trainer_state.json").exists() for c in Path(cfg.work_dir).glob("checkpoint-*"))
-
-
-def run_summary(trainer, result, resumed: bool, cfg) -> dict[str, Any]:
-    """What a finished Trainer run leaves beside its checkpoint: the loss trajectory, resume, settings."""
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    return {
-        "global_steps": trainer.state.global_step, "train_loss": result.training_loss,
-        "first_logged_loss": history[0]["loss"] if history else None,
-        "last_logged_loss": history[-1]["loss"] if history else None,
-        "resumed": resumed, "config": dataclasses.asdict(cfg),
-    }
-
-
-def train(cfg: SFTConfig) -> dict[str, Any]:
-    from transformers import Trainer, TrainingArguments, set_seed
-
-    from internvl.train.dataset import SFTDataset, pad_collate
-
-    if not 0 <= cfg.warmup_ratio < 1:
-        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+def prepare_model(model, cfg: SFTConfig) -> None:
+    """Upstream's model set-up after loading: no KV cache, the ViT's stochastic depth, gradient
+    checkpointing (ViT always, LLM by flag), freezing, LoRA, and the loss reduction."""
+    if cfg.loss_reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"loss_reduction {cfg.loss_reduction!r}; known: {LOSS_REDUCTIONS}")
     if cfg.drop_path_rate > 0:
-        raise NotImplementedError(
-            "drop_path_rate > 0 (ViT stochastic depth, 0.4 in the V1.2 script) is not implemented: "
-            "transformers' InternVL vision layers have no drop path"
-        )
-    set_seed(cfg.seed)
-    model, tokenizer = load_pretrained(cfg.init, dtype=torch.float32)
+        raise NotImplementedError("drop_path_rate > 0 (ViT stochastic depth) is not wired yet")
+    if cfg.use_backbone_lora or cfg.use_llm_lora or cfg.unfreeze_vit_layers:
+        raise NotImplementedError("LoRA and unfreeze_vit_layers are not wired yet")
     model.config.use_cache = False
-    model.train()
+    kwargs = {"use_reentrant": False}
+    model.model.vision_tower.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if cfg.grad_checkpoint:
+        model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     _freeze(model, cfg)
-    data = SFTDataset(cfg.sft_dir, cfg.base_dir, tokenizer, model.template, model.num_image_token,
-                      image_size=model.config.force_image_size, max_length=cfg.max_seq_length,
-                      pad2square=model.config.pad2square)
-    args = TrainingArguments(
+    # transformers passes num_items_in_batch (one token mean over the global batch) to a model that
+    # accepts loss kwargs; without it the Trainer divides each micro-batch mean by the accumulation.
+    model.accepts_loss_kwargs = cfg.loss_reduction == "global_token_mean"
+
+
+def _training_arguments(cfg: SFTConfig, ga: int, ds: dict[str, Any] | None):
+    from transformers import TrainingArguments
+
+    tb = cfg.tensorboard_dir or str(Path(cfg.work_dir) / "tensorboard")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = tb  # transformers 5 took logging_dir out of TrainingArguments
+    return TrainingArguments(
         output_dir=cfg.work_dir, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         # transformers 5 takes a fraction < 1 in warmup_steps: ceil(ratio * total steps), as the original
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16, gradient_checkpointing=cfg.grad_checkpoint,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, logging_steps=cfg.logging_steps,
-        dataloader_num_workers=cfg.dataloader_num_workers, remove_unused_columns=False, report_to="none",
-        use_cpu=not torch.cuda.is_available(), deepspeed=cfg.deepspeed,
+        per_device_train_batch_size=cfg.per_device_train_batch_size, gradient_accumulation_steps=ga,
+        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+        gradient_checkpointing=False,  # set per tower in prepare_model
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=None,  # rotation: CompleteCheckpoints
+        logging_steps=cfg.logging_steps, dataloader_num_workers=cfg.dataloader_num_workers,
+        dataloader_persistent_workers=cfg.dataloader_num_workers > 0, remove_unused_columns=False,
+        report_to=["tensorboard"], use_cpu=not torch.cuda.is_available(), deepspeed=ds,
     )
-    params = [p for p in model.parameters() if p.requires_grad]
-    # One parameter group: the V1.2 DeepSpeed optimizer decayed norms and biases too.
-    optimizer = None if cfg.deepspeed else torch.optim.AdamW(
-        params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8)
-    trainer = Trainer(model=model, args=args, train_dataset=data,
-                      data_collator=lambda b: pad_collate(b, tokenizer.pad_token_id),
-                      optimizers=(optimizer, None))
-    has_ckpt = prepare_work_dir(cfg) if int(os.environ.get("RANK", "0")) == 0 else _wait_for_stamp(cfg)
-    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
+
+
+def train(cfg: SFTConfig) -> dict[str, Any]:
+    from transformers import set_seed
+
+    from internvl.train.dataset import SFTDataset, packed_collate, pad_collate
+    from internvl.train.trainer import CompleteCheckpoints, Preemption, SFTTrainer
+
+    if not 0 <= cfg.warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    t0 = time.monotonic()
+    # --- setup: distributed, DeepSpeed, batch geometry, resume -----------------------------------------
+    ds = resolve_deepspeed(cfg.deepspeed)
+    _launcher_env(ds)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ga = accumulation(cfg, world)
+    args = _training_arguments(cfg, ga, copy.deepcopy(ds))
+    if ds is not None:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    if args.world_size != world:
+        raise RuntimeError(f"WORLD_SIZE says {world} processes, torch.distributed has {args.world_size}")
+    rank0 = args.process_index == 0
+    resume, fp = None, None
     if rank0:
-        save_pretrained(model, cfg.output, tokenizer=tokenizer)
-    summary = {**run_summary(trainer, result, has_ckpt, cfg), "samples": len(data),
-               "tokenization_mismatches": data.mismatches}
-    if rank0:  # other ranks would race rank 0 creating the output directory
-        (Path(cfg.output) / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        record = run_record(cfg, world, ds)
+        fp = fingerprint_of(record)
+        resume = vet_work_dir(Path(cfg.work_dir), fp, record)
+    resume, fp = _broadcast([str(resume) if resume else None, fp])
+    log.info("world size %d, per device %d, accumulation %d -> global batch %d; DeepSpeed %s; %s", world,
+             cfg.per_device_train_batch_size, ga, cfg.per_device_train_batch_size * world * ga,
+             f"ZeRO-{zero_stage(ds)}" if ds else "off", f"resuming {resume}" if resume else "starting fresh")
+    set_seed(cfg.seed)
+    # --- model (partitioned under ZeRO-3) --------------------------------------------------------------
+    load_dtype = torch.bfloat16 if (ds is not None and cfg.bf16) else torch.float32
+    model, tokenizer = load_pretrained(cfg.init, dtype=load_dtype, attn_implementation=cfg.attn_implementation)
+    prepare_model(model, cfg)
+    model.train()
+    # --- data ------------------------------------------------------------------------------------------
+    data = SFTDataset(cfg.sft_dir, cfg.base_dir, tokenizer, model.template, model.num_image_token,
+                      image_size=model.config.force_image_size, max_length=cfg.max_seq_length,
+                      pad2square=model.config.pad2square, on_error=cfg.on_error)
+    collate = packed_collate if cfg.packing else pad_collate
+    pad_id, image_size = tokenizer.pad_token_id, model.config.force_image_size
+    # --- loop ------------------------------------------------------------------------------------------
+    params = [p for p in model.parameters() if p.requires_grad]
+    own_optimizer = ds is None or "optimizer" not in ds  # upstream's JSONs define AdamW; DeepSpeed builds it
+    # One parameter group: the V1.2 DeepSpeed optimizer decayed norms and biases too.
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
+                                  eps=1e-8) if own_optimizer else None
+    preemption = Preemption()
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=data, data_collator=lambda b: collate(b, pad_id, image_size),
+        optimizers=(optimizer, None), sources=data.sources, lengths=data.lengths if cfg.group_by_length else None,
+        mismatch_threshold=cfg.mismatch_threshold,
+        callbacks=[CompleteCheckpoints(cfg.work_dir, fp, cfg.save_total_limit), preemption],
+    )
+    preemption.install()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        preemption.uninstall()
+    if preemption.preempted_at is not None:
+        raise Preempted(preemption.preempted_at, preemption.requested or "signal",
+                        str(Path(cfg.work_dir) / f"checkpoint-{preemption.preempted_at}"))
+    # --- save (collective under ZeRO-3) ------------------------------------------------------------------
+    counts = trainer.counts()
+    skipped = trainer.gather_skipped()
+    save_pretrained(model, cfg.output, tokenizer=tokenizer, dtype=torch.bfloat16 if cfg.bf16 else None,
+                    max_shard_size=cfg.max_shard_size)
+    summary = {**run_summary(trainer, result, resume is not None, cfg), "resumed_from": resume,
+               "samples": len(data), "world_size": world, "gradient_accumulation_steps": ga,
+               "global_batch_size": cfg.per_device_train_batch_size * world * ga, "deepspeed": ds,
+               "run_fingerprint": fp, "tokenization_mismatches": counts["mismatches"],
+               "tokenization_mismatches_by_source": counts["mismatches_by_source"],
+               "samples_seen_by_source": counts["samples_by_source"], "skipped_samples": counts["skipped"],
+               "skipped_by_source": counts["skipped_by_source"], "empty_micro_batches": trainer.empty_batches,
+               "wall_s": round(time.monotonic() - t0, 1)}
+    if rank0:  # other ranks would race rank 0 writing the output directory
+        out = Path(cfg.output)
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+        if skipped:
+            (out / "skipped_samples.json").write_text(json.dumps(skipped, indent=1) + "\n")
     return summary

@@ -2,6 +2,34 @@
 # content-hash file that downstream jobs depend on.
 
 
+from internvl.train.recipe import load_recipe, optimisation_settings, resolve_deepspeed
+
+
+def model_recipe(model):
+    """A train model's settings: its recipe_file (config/recipes/*.yaml) updated by its recipe mapping."""
+    m = MODELS[model]
+    return load_recipe(m.get("recipe_file"), m.get("recipe"), repo=REPO_DIR)
+
+
+def train_geometry(model):
+    """Slurm geometry of a train model from its recipe's ``gpus`` / ``gpus_per_node`` (default 8 a node).
+
+    Several nodes: one launcher task per node, each starting torchrun with that node's GPUs. One node with
+    several GPUs: one launcher task per GPU, as upstream's srun launch (the executor plugin wants more than
+    one task for a rule that starts its own srun step); internvl.train.launch gives each task its GPU. One
+    GPU or none: a plain one-task job, trained in the job's process.
+    """
+    r = model_recipe(model)
+    gpus = int(r.get("gpus") or 0)
+    per_node = min(gpus, int(r.get("gpus_per_node") or 8)) if gpus else 0
+    nodes = -(-gpus // per_node) if per_node else 1
+    if gpus <= 1:
+        return {"gpus": gpus, "nodes": 1, "tasks": 1, "nproc_per_node": 0, "gres": "", "mpi": "", "cpus": 8}
+    tasks = nodes if nodes > 1 else gpus
+    return {"gpus": gpus, "nodes": nodes, "tasks": tasks, "nproc_per_node": per_node * nodes // tasks,
+            "gres": f"gpu:{per_node}", "mpi": "srun", "cpus": 8 * per_node * nodes // tasks}
+
+
 def _init_models():
     return [m for m, v in MODELS.items() if v["kind"] == "init"]
 
@@ -51,13 +79,25 @@ rule train_model:
         model=one_of(_train_models()),
     params:
         init_dir=lambda w: ckpt_dir(MODELS[w.model]["init"]),
-        recipe=lambda w: canonical(MODELS[w.model]["recipe"]),
+        # what the checkpoint depends on: a change reruns training (bookkeeping keys are read at run time)
+        recipe=lambda w: canonical(optimisation_settings(model_recipe(w.model))),
+        deepspeed_config=lambda w: canonical(resolve_deepspeed(model_recipe(w.model).get("deepspeed"))),
         sft_dir=lambda w: train_data_dir(train_data_of(w.model)),
         base_dir=lambda w: TRAIN_DATA[train_data_of(w.model)]["base_dir"],
         work_dir=lambda w: f"{WORK}/train_state/{w.model}",
+        repo=REPO_DIR,
     threads: lambda wildcards: workflow.cores  # lazy: a cluster run has no total (profiles set-threads)
     resources:
-        gpu=lambda w: MODELS[w.model].get("gpus", 0),
+        # from the recipe's gpus (train_geometry); a rule with an mpi resource starts its own srun step, so the
+        # Slurm job step the training runs in is not Snakemake's own (a preemption signal reaches only it)
+        gpu=lambda w: train_geometry(w.model)["gpus"] if train_geometry(w.model)["tasks"] == 1 else 0,
+        nodes=lambda w: train_geometry(w.model)["nodes"],
+        tasks=lambda w: train_geometry(w.model)["tasks"],
+        nproc_per_node=lambda w: train_geometry(w.model)["nproc_per_node"],
+        cpus_per_task=lambda w: train_geometry(w.model)["cpus"],
+        gres=lambda w: train_geometry(w.model)["gres"],
+        mpi=lambda w: train_geometry(w.model)["mpi"],
+        tasks_per_gpu=0,
     log:
         f"{WORK}/logs/train/{{model}}.log",
     script:
