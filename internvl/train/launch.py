@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # Signals that ask the training ranks for a checkpoint and a clean stop (internvl.train.trainer.Preemption).
 FORWARDED = ("SIGUSR1", "SIGTERM")
+PREEMPTED_EXIT = 75  # internvl.train.recipe.Preempted.exit_code
 
 
 def run_forwarding_signals(argv: Sequence[str]) -> int:
@@ -257,7 +258,10 @@ def run_forwarding_signals(argv: Sequence[str]) -> int:
     env = {**os.environ, "TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGINT,SIGHUP,SIGQUIT"}
     proc = subprocess.Popen(list(argv), preexec_fn=ignore, env=env)  # noqa: PLW1509 - only signal dispositions
 
+    forwarded: list[int] = []
+
     def forward(signum, frame) -> None:  # noqa: ARG001
+        forwarded.append(signum)
         for pid in _descendants(proc.pid):
             try:
                 os.kill(pid, signum)
@@ -267,11 +271,11 @@ def run_forwarding_signals(argv: Sequence[str]) -> int:
 
     for name in FORWARDED:
         signal.signal(getattr(signal, name), forward)
-    while True:
-        try:
-            return proc.wait()
-        except InterruptedError:  # pragma: no cover - wait() retries on EINTR since PEP 475
-            continue
+    rc = proc.wait()
+    if rc and forwarded:
+        # the ranks stopped on the signal (exit 75 after saving; torchrun itself reports 1): a retry resumes
+        return PREEMPTED_EXIT
+    return rc
 
 
 def _descendants(pid: int) -> list[int]:

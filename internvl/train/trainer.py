@@ -16,11 +16,17 @@ logging; this module adds only what it lacks:
 * :class:`LengthGroupedEpochSampler`: transformers' length grouping over lengths stored at
   normalization (no sample is built to learn its length), reseeded per epoch so a resume replays the
   same order.
+
+Fault injection for the resume tests: ``INTERNVL_FAULT="save:9"`` SIGKILLs rank 0 while it writes
+``checkpoint-9`` (the weights are on disk, the optimizer and trainer state not yet), ``"step:5"`` once
+step 5 and any save it made are done, during step 6 (between saves). A kill is a kill: nothing is
+cleaned up, which is what the tests check.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from typing import Any
 
@@ -33,6 +39,13 @@ from internvl.errors import DataError
 from internvl.train.checkpoints import mark_complete, rotate
 
 log = logging.getLogger(__name__)
+
+
+def _fault(point: str, step: int) -> None:
+    spec = os.environ.get("INTERNVL_FAULT", "")
+    if f"{point}:{step}" in spec.split(",") and _rank() == 0:
+        log.warning("INTERNVL_FAULT %s:%d: killing this process", point, step)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _dist() -> bool:
@@ -98,6 +111,16 @@ class SFTTrainer(Trainer):
         # batch size as upstream's patched sampler: per device x accumulation
         return LengthGroupedEpochSampler(self.lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                          seed)
+
+    def _init_training_state(self, max_steps, *args, **kwargs):
+        out = super()._init_training_state(max_steps, *args, **kwargs)
+        # A resumed state carries the logging/save intervals of the run that wrote it; this run's apply.
+        self.state.compute_steps(self.args, max_steps)
+        return out
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        _fault("save", self.state.global_step)
+        super()._save_optimizer_and_scheduler(output_dir)
 
     # --- loss -------------------------------------------------------------------------------------
     def _count(self, inputs: dict[str, Any]) -> bool:
@@ -233,6 +256,7 @@ class Preemption(TrainerCallback):
         log.warning("%s received: saving a checkpoint at the end of this step, then stopping", self.requested)
 
     def on_step_end(self, args, state, control, **kwargs):
+        _fault("step", state.global_step - 1)  # the previous step, with any save it made, is done
         flag = torch.tensor([1 if self.requested else 0], device=args.device)
         if _dist():
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -1,0 +1,175 @@
+"""Killed, preempted and resumed training gives the uninterrupted run's steps exactly.
+
+Through the real Snakemake rule (train_model, in-process as a one-GPU job runs): SIGKILL between two
+saves, and SIGKILL while a checkpoint is being written (the case where transformers would pick the half
+written folder as the latest and fail on every retry); the rerun's per-step loss, learning rate and
+grad norm equal an uninterrupted run's. The same for ZeRO-3 on 2 processes; SIGUSR1 to a running
+2-process job makes both ranks save and stop, and the rerun resumes from that step. The kills are
+injected with INTERNVL_FAULT (internvl.train.trainer)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from trainrun import build_tiny, history, run, settings
+
+from internvl.train.checkpoints import ASIDE_DIR, COMPLETE_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+TARGET = "work/demo/checkpoints/demo_sft.sha256"
+TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
+              "align_images": 8}
+
+
+def _config(path: Path, **recipe) -> Path:
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    cfg["demo"]["sizes"] = TINY_SIZES
+    sft = cfg["models"]["demo_sft"]
+    sft["init"] = "demo_init"
+    sft["recipe"].update({"num_train_epochs": 1, "max_steps": 8, "save_steps": 3, "logging_steps": 1,
+                          "per_device_train_batch_size": 4, **recipe})
+    del cfg["models"]["demo_align"]
+    cfg["table"]["models"] = ["demo_init"]
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _snakemake(d: Path, cfg: Path, env: dict[str, str] | None = None, check: bool = True):
+    import os
+
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(d), "--cores", "2",
+           "--configfile", str(cfg), "--", TARGET]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A work dir where everything before training is done (demo data, normalization, the init hash)."""
+    base = tmp_path_factory.mktemp("prepared")
+    shutil.copytree(REPO / "config", base / "config")
+    cfg = _config(base / "test.yaml")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(base), "--cores",
+                          "2", "--configfile", str(cfg), "--", "work/demo/parquet/sft/manifest.json",
+                          "work/demo/checkpoints/demo_init.sha256"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return base
+
+
+def _copy(prepared: Path, dest: Path) -> Path:
+    shutil.copytree(prepared, dest, symlinks=True)
+    return dest
+
+
+def _history(d: Path) -> list[dict]:
+    rows = json.loads((d / "work" / "demo" / "models" / "demo_sft" / "log_history.json").read_text())
+    return [{k: r[k] for k in ("step", "loss", "learning_rate", "grad_norm")} for r in rows if "loss" in r]
+
+
+def _summary(d: Path) -> dict:
+    return json.loads((d / "work" / "demo" / "models" / "demo_sft" / "train_summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prepared, tmp_path_factory):
+    d = _copy(prepared, tmp_path_factory.mktemp("u") / "run")
+    _snakemake(d, d / "test.yaml")
+    return _history(d)
+
+
+def test_sigkill_between_saves_resumes_the_same_steps(prepared, uninterrupted, tmp_path):
+    d = _copy(prepared, tmp_path / "run")
+    killed = _snakemake(d, d / "test.yaml", env={"INTERNVL_FAULT": "step:4"}, check=False)
+    assert killed.returncode != 0
+    state = d / "work" / "demo" / "train_state" / "demo_sft"
+    assert (state / "checkpoint-3" / COMPLETE_NAME).exists() and not (state / "checkpoint-6").exists()
+    _snakemake(d, d / "test.yaml")
+    assert _summary(d)["resumed_from"].endswith("checkpoint-3")
+    assert _history(d) == uninterrupted and len(uninterrupted) == 8
+
+
+def test_sigkill_during_a_save_resumes_from_the_last_complete_checkpoint(prepared, uninterrupted, tmp_path):
+    d = _copy(prepared, tmp_path / "run")
+    killed = _snakemake(d, d / "test.yaml", env={"INTERNVL_FAULT": "save:6"}, check=False)
+    assert killed.returncode != 0
+    state = d / "work" / "demo" / "train_state" / "demo_sft"
+    half = state / "checkpoint-6"
+    assert half.is_dir() and not (half / COMPLETE_NAME).exists() and not (half / "trainer_state.json").exists()
+    _snakemake(d, d / "test.yaml")
+    assert _summary(d)["resumed_from"].endswith("checkpoint-3")
+    assert _history(d) == uninterrupted
+    assert [p.name for p in (state / ASIDE_DIR).glob("*/checkpoint-*")] == ["checkpoint-6"]  # kept, not deleted
+
+
+def test_a_changed_logging_interval_resumes_instead_of_restarting(prepared, tmp_path):
+    d = _copy(prepared, tmp_path / "run")
+    _snakemake(d, d / "test.yaml", env={"INTERNVL_FAULT": "step:4"}, check=False)
+    _snakemake(d, _config(d / "relogged.yaml", logging_steps=2))
+    assert _summary(d)["resumed_from"].endswith("checkpoint-3")
+    assert [r["step"] for r in _history(d)] == [1, 2, 3, 4, 6, 8]  # steps 1-3 from before the kill, then every 2nd
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny(tmp_path_factory.mktemp("tiny_sft"))
+
+
+ZERO3 = {"deepspeed": "zero3", "max_steps": 7, "save_steps": 3}
+
+
+def test_zero3_sigkill_during_a_save_resumes_exactly(tiny, tmp_path):
+    run(settings(tiny, tmp_path / "u", **ZERO3), world=2)
+    cfg = settings(tiny, tmp_path / "k", **ZERO3)
+    killed = run(cfg, world=2, check=False, env={"INTERNVL_FAULT": "save:6"})
+    assert killed.returncode != 0
+    run(cfg, world=2)
+    summary = json.loads((tmp_path / "k" / "model" / "train_summary.json").read_text())
+    assert summary["resumed_from"].endswith("checkpoint-3")
+    assert history(tmp_path / "k") == history(tmp_path / "u")
+
+
+def test_sigusr1_saves_on_every_rank_and_the_rerun_resumes_there(tiny, tmp_path):
+    """The launcher forwards SIGUSR1 to the ranks (Slurm's --signal=USR1@<margin> reaches it); they agree on
+    the step, save it, and the job exits 75 for a retry, which resumes from that step."""
+    import os
+    import signal
+
+    # one epoch of the tiny set, a sample per rank and step: ~23 steps, long enough to be signalled under way
+    cfg = settings(tiny, tmp_path / "p", max_steps=-1, num_train_epochs=1, save_steps=2, logging_steps=1,
+                   per_device_train_batch_size=1, deepspeed="zero3")
+    out = tmp_path / "p"
+    out.mkdir()
+    recipe = out / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "internvl.train.launch", "--nproc-per-node=2", "--", "-m",
+                             "internvl.cli", "train", str(recipe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    state = out / "state"
+    deadline = time.monotonic() + 300
+    while not (state / "checkpoint-2" / COMPLETE_NAME).exists():  # training is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-4000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGUSR1)
+    logs, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 75, logs[-4000:]
+    saved = sorted(int(p.name.split("-")[1]) for p in state.glob("checkpoint-*") if (p / COMPLETE_NAME).exists())
+    step = saved[-1]
+    assert step > 2, (saved, logs[-2000:])
+    for rank in (0, 1):
+        assert (state / f"checkpoint-{step}" / f"rng_state_{rank}.pth").exists()
+    assert logs.count("SIGUSR1 received") >= 2  # both ranks were told
+    assert not (out / "model").exists()  # stopped, not finished
+    run(cfg, world=2)
+    summary = json.loads((out / "model" / "train_summary.json").read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{step}") and summary["global_steps"] > step
