@@ -1,4 +1,5 @@
-"""``internvl`` command line: normalize | normalize-sft | score | submit | infer | train | chat | convert | demo."""
+"""``internvl`` command line: normalize | normalize-sft | score | submit | infer | train | chat | convert | build-parts |
+demo."""
 
 from __future__ import annotations
 
@@ -98,6 +99,13 @@ def _convert(a: argparse.Namespace) -> None:
     print(json.dumps(convert(a.src, a.dst, to=a.to, layout=a.layout, remote_code_from=a.remote_code_from), indent=1))
 
 
+def _build_parts(a: argparse.Namespace) -> None:
+    from internvl.model.parts import build_from_parts
+
+    print(json.dumps(build_from_parts(a.vision_dir, a.llm_dir, a.mlp_pth, a.out, template=a.template, seed=a.seed,
+                                      max_shard_size=a.max_shard_size), indent=1))
+
+
 def _demo(a: argparse.Namespace) -> None:
     from internvl.demo.writers import build_demo
 
@@ -168,6 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                         "weights for stock transformers fed transposed pixel_values (see internvl/convert.py)")
     p.add_argument("--remote-code-from", help="--to original: copy the released *.py (auto_map) from this folder")
     p.set_defaults(fn=_convert)
+    p = sub.add_parser("build-parts", help="InternViT repo + Llama repo + mlp1 .pth -> original-layout checkpoint "
+                       "(the V1.2 SFT's starting point, see internvl/model/parts.py)")
+    p.add_argument("vision_dir")
+    p.add_argument("llm_dir")
+    p.add_argument("mlp_pth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0, help="seeds the normal draw of the new input-embedding rows")
+    p.add_argument("--template", default="Hermes-2")
+    p.add_argument("--max-shard-size", default="5GB")
+    p.set_defaults(fn=_build_parts)
     p = sub.add_parser("demo", help="write the embedded demo data")
     p.add_argument("root")
     p.add_argument("--seed", type=int, default=0)

@@ -152,17 +152,46 @@ def build_model(cfg: dict[str, Any], image_token_id: int, attn_implementation: s
     return model
 
 
-def load_tokenizer(path: str | Path):
+def sentencepiece_tokenizer_kwargs(path: str | Path) -> dict[str, Any]:
+    """Keyword arguments that keep a sentencepiece-only Llama tokenizer encoding as sentencepiece does.
+
+    A repo with ``tokenizer.model`` and no ``tokenizer.json`` (Yi / Nous-Hermes-2-Yi-34B, the released
+    InternVL-Chat-V1-2) is converted by transformers 5 into a tokenizers pipeline whose Metaspace
+    pre-tokenizer prepends "▁" unless ``add_prefix_space`` is false. The slow 4.36 ``LlamaTokenizer``
+    that V1.2 trained with leaves that to the model's own ``normalizer_spec.add_dummy_prefix`` (false for
+    Yi), so without this every text chunk would start with an extra "▁" token.
+    """
+    path = Path(path)
+    if (path / "tokenizer.json").exists() or not (path / "tokenizer.model").exists():
+        return {}
+    tok_cfg = path / "tokenizer_config.json"
+    if tok_cfg.exists() and "add_prefix_space" in json.loads(tok_cfg.read_text()):
+        return {}  # the repo says it itself
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((path / "tokenizer.model").read_bytes())
+    return {"add_prefix_space": bool(proto.normalizer_spec.add_dummy_prefix)}
+
+
+def load_base_tokenizer(path: str | Path):
+    """The tokenizer class named in ``tokenizer_config.json``, without the InternVL-token check.
+
+    We pick the class ourselves: AutoTokenizer would follow the checkpoint's ``auto_map`` towards remote
+    code, which we never run.
+    """
     from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 
-    # Pick the class named in tokenizer_config.json ourselves: AutoTokenizer would follow the
-    # checkpoint's ``auto_map`` towards remote code, which we never run.
     tok_cfg = Path(path) / "tokenizer_config.json"
     name = json.loads(tok_cfg.read_text()).get("tokenizer_class") if tok_cfg.exists() else None
     cls = tokenizer_class_from_name(name or "PreTrainedTokenizerFast")
     if cls is None:
         raise ValueError(f"{tok_cfg}: unknown tokenizer_class {name!r}")
-    tok = cls.from_pretrained(str(path))
+    return cls.from_pretrained(str(path), **sentencepiece_tokenizer_kwargs(path))
+
+
+def load_tokenizer(path: str | Path):
+    tok = load_base_tokenizer(path)
     missing = [t for t in ADDED_SPECIAL_TOKENS[:3] if tok.convert_tokens_to_ids(t) in (None, tok.unk_token_id)]
     if missing:
         raise ValueError(f"{path}: tokenizer lacks InternVL special tokens {missing}")

@@ -65,6 +65,7 @@ def hf_config(cfg: dict[str, Any], image_token_id: int) -> InternVLConfig:
         num_channels=vc.get("num_channels", 3),
         layer_scale_init_value=vc.get("initializer_factor", 0.1),
         attention_dropout=vc.get("attention_dropout", 0.0),
+        drop_path_rate=float(vc.get("drop_path_rate") or 0.0),  # read by InternVLV12Model (stochastic depth)
         use_mean_pooling=True,  # InternViT has no final norm
         use_absolute_position_embeddings=True,
     )

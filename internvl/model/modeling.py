@@ -5,6 +5,10 @@ pixel-shuffle orientation: it always swaps height/width back ("ps_version v2"), 
 ("v1", 12.6 max logit difference on the parity fixture otherwise). We subclass rather than fork, and
 add the original call shapes: ``forward(pixel_values, input_ids, attention_mask, image_flags, labels)``
 and ``chat(tokenizer, pixel_values, question, generation_config)``.
+
+Training behaviour of the original InternViT that transformers' vision layer lacks is added here too:
+stochastic depth on both residual branches (:func:`set_vit_drop_path`) and gradient checkpointing of
+the ViT whenever it trains (:func:`enable_gradient_checkpointing`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from transformers.models.internvl.modeling_internvl import (
     InternVLForConditionalGeneration,
     InternVLModel,
     InternVLPreTrainedModel,
+    InternVLVisionLayer,
 )
 
 from internvl.model.conversation import IMG_CONTEXT_TOKEN, get_template, image_span
@@ -35,8 +40,105 @@ def pixel_shuffle(x: torch.Tensor, scale_factor: float = 0.5, version: str = "v1
     return x
 
 
+class DropPath(nn.Module):
+    """Stochastic depth per sample (timm ``DropPath`` semantics): zero whole samples of a residual branch
+    with probability ``drop_prob`` and scale the kept ones by 1/keep, in training only. No parameters, so
+    state-dict keys do not change."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * (mask.div_(keep) if keep > 0.0 else mask)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class InternVLV12VisionLayer(InternVLVisionLayer):
+    """transformers' InternViT block with the original's drop path on both residual branches:
+    x = x + dp1(ls1 * attn(norm1(x))); x = x + dp2(ls2 * mlp(norm2(x))).
+
+    Instances are transformers' layers re-classed in place (:func:`_add_drop_path`), so construction,
+    weight names and loading stay transformers' own. With both rates 0 this is the parent's forward.
+    """
+
+    drop_path1: DropPath
+    drop_path2: DropPath
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        attention_output, _ = self.attention(self.layernorm_before(hidden_states))
+        hidden_states = hidden_states + self.drop_path1(self.lambda_1 * attention_output)
+        mlp_output = self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        if self.lambda_2 is not None:
+            mlp_output = self.lambda_2 * mlp_output
+        return hidden_states + self.drop_path2(mlp_output)
+
+
+def _add_drop_path(encoder_layers: nn.ModuleList) -> None:
+    for layer in encoder_layers:
+        if not isinstance(layer, InternVLV12VisionLayer):
+            layer.__class__ = InternVLV12VisionLayer
+            layer.drop_path1 = DropPath(0.0)
+            layer.drop_path2 = DropPath(0.0)
+
+
+def vit_layers(model: nn.Module) -> list[InternVLV12VisionLayer]:
+    """The InternViT blocks in order, found through any wrapper (PeftModel, DDP, a DeepSpeed engine)."""
+    return [m for m in model.modules() if isinstance(m, InternVLV12VisionLayer)]
+
+
+def set_vit_drop_path(model: nn.Module, rate: float) -> list[float]:
+    """Set ViT stochastic depth as the original: rates ``torch.linspace(0, rate, num_layers)`` over the blocks.
+
+    Works on a built or loaded model (the V1.2 script overrides the checkpoint's ``drop_path_rate`` the
+    same way) and under ZeRO-3, since no parameter is touched. The model's ``original_config`` records the
+    rate, as the original saves ``vision_config.drop_path_rate`` with the trained checkpoint. Returns the
+    per-layer rates.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop_path_rate {rate} outside [0, 1)")
+    layers = vit_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no InternViT layers to set drop path on")
+    rates = [x.item() for x in torch.linspace(0, rate, len(layers))]
+    for layer, r in zip(layers, rates, strict=True):
+        layer.drop_path1.drop_prob = r
+        layer.drop_path2.drop_prob = r
+    cfg = getattr(model, "original_config", None)
+    if isinstance(cfg, dict) and "vision_config" in cfg:
+        cfg["vision_config"]["drop_path_rate"] = float(rate)
+    return rates
+
+
+def enable_gradient_checkpointing(model: InternVLChatModel, llm: bool) -> None:
+    """Checkpoint as the original: every ViT block whenever the model trains, the LLM layers only if ``llm``.
+
+    Non-reentrant ``torch.utils.checkpoint`` (the original's ViT used the reentrant default of torch 2.0):
+    the gradients are the same, it needs no input that requires grad (frozen towers, LoRA) and it restores
+    the RNG state for the recompute, so drop-path masks match. Use this instead of
+    ``TrainingArguments(gradient_checkpointing=True)``, which would switch on both towers together.
+    """
+    kwargs = {"use_reentrant": False}
+    model.model.vision_tower.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    if llm:
+        model.model.language_model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+
+
 class InternVLV12Model(InternVLModel):
     """InternVLModel whose feature extraction follows the original ``extract_feature``."""
+
+    def __init__(self, config: InternVLConfig):
+        super().__init__(config)
+        _add_drop_path(self.vision_tower.encoder.layer)
+        rate = float(getattr(config.vision_config, "drop_path_rate", 0.0) or 0.0)
+        if rate:
+            set_vit_drop_path(self.vision_tower, rate)
 
     def pixel_shuffle(self, vision_features: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
         return pixel_shuffle(vision_features, scale_factor, getattr(self.config, "ps_version", "v1"))
