@@ -130,6 +130,41 @@ def test_meter_under_a_real_process_group(tmp_path: Path):
         dist.destroy_process_group()
 
 
+def _rank_worker(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        meter, clock = _meter()
+        meter.add_batch(100 * (rank + 1), rank, seq_lens=[100 * (rank + 1)])
+        clock.t += 2.0 + rank  # rank 1 is slower: the window is the slowest rank's
+        meter.on_step_end(ARGS, None, None)
+        m = meter.metrics()
+        if rank == 0:
+            Path(out).write_text(json.dumps(m))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_meter_across_two_real_ranks(tmp_path: Path):
+    """Two gloo processes (forked): counts summed, time maxed, world size in the MFU denominator."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_rank_worker, args=(r, str(tmp_path / "store"), str(tmp_path / "m.json")))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["tokens_per_s"] == pytest.approx(300 / 3.0)
+    assert m["images_per_s"] == pytest.approx(1 / 3.0)
+    flops = _hand_flops(100, 0, [100]) + _hand_flops(200, 1, [200])
+    assert m["mfu"] == pytest.approx(flops / (3.0 * 2 * 1e12))
+
+
 def test_batch_counts():
     inputs = {"input_ids": torch.zeros(2, 5, dtype=torch.long),
               "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]),

@@ -219,6 +219,15 @@ def test_frozen_and_persistent_parameters_beyond_deepspeeds_estimator():
     assert full.memory["weights"] - lean.memory["weights"] == pytest.approx(2 * kv * 63 / 64, rel=0.02)
 
 
+def test_zero1_keeps_whole_16bit_gradients():
+    p = plan(preset("v1_2"), {**V1_2_FINETUNE, "deepspeed": "zero1"}, gpus=64, gpu_memory_gib=1e4)
+    t = p.params.n_trainable
+    assert p.memory["gradients"] == pytest.approx(2 * t + 4 * t / 64)
+    assert p.memory["optimizer"] == pytest.approx(12 * t / 64)
+    assert p.memory["buffers"] == 2 * 2 * 1e9  # two 16-bit reduce buckets of 1e9 (overlap_comm)
+    assert p.deepspeed_estimate is None  # DeepSpeed has no stage-1 estimator
+
+
 def test_deepspeed_json_path(tmp_path: Path):
     cfg = {"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": "auto",
                                  "offload_optimizer": {"device": "cpu"}, "reduce_bucket_size": "auto"}}
