@@ -114,7 +114,7 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
-class Tensor:
+class Param:
     name: str  # transformers' parameter name in InternVLChatModel
     numel: int
     part: str  # "vit" | "projector" | "llm"
@@ -193,18 +193,18 @@ def _vit_layer(name: str) -> int | None:
     return int(name[len(pre):].split(".", 1)[0]) if name.startswith(pre) else None
 
 
-def _lora_tensors(shapes: dict[str, tuple[int, ...]], part: str, rank: int, targets: tuple[str, ...]) -> list[Tensor]:
+def _lora_tensors(shapes: dict[str, tuple[int, ...]], part: str, rank: int, targets: tuple[str, ...]) -> list[Param]:
     out = []
     for name, shape in shapes.items():
         module = name.removesuffix(".weight")
         if _part(name) == part and name.endswith(".weight") and module.endswith(targets):
             d_out, d_in = shape
-            out += [Tensor(f"{module}.lora_A.weight", rank * d_in, part, True),
-                    Tensor(f"{module}.lora_B.weight", d_out * rank, part, True)]
+            out += [Param(f"{module}.lora_A.weight", rank * d_in, part, True),
+                    Param(f"{module}.lora_B.weight", d_out * rank, part, True)]
     return out
 
 
-def tensors(model_cfg: dict[str, Any], recipe: dict[str, Any]) -> list[Tensor]:
+def tensors(model_cfg: dict[str, Any], recipe: dict[str, Any]) -> list[Param]:
     """Every parameter (LoRA adapters included) with its part and whether the recipe trains it.
 
     The V1.2 order: ``freeze_backbone``, ``freeze_llm`` (lm_head included), LoRA wrap (peft freezes the
@@ -222,7 +222,7 @@ def tensors(model_cfg: dict[str, Any], recipe: dict[str, Any]) -> list[Tensor]:
     for name, shape in shapes.items():
         part = _part(name)
         trainable = not frozen[part] or (part == "vit" and _vit_layer(name) in unfrozen)
-        out.append(Tensor(name, math.prod(shape), part, trainable))
+        out.append(Param(name, math.prod(shape), part, trainable))
     if vit_lora:
         out += _lora_tensors(shapes, "vit", vit_lora, VIT_LORA_TARGETS)
     if llm_lora:
@@ -424,9 +424,9 @@ class Plan:
         else:
             lines.append("  schedule: unknown (no sample count: give --samples or num_samples)")
         lines += ["", f"  {'parameters':<28}{'total':>12}{'trainable':>12}"]
-        for part in PARTS:
-            lines.append(f"  {PART_LABELS[part]:<28}{p.total[part] / 1e9:>11.3f}B{p.trainable[part] / 1e9:>11.3f}B")
-        lines.append(f"  {'all':<28}{p.n_total / 1e9:>11.3f}B{p.n_trainable / 1e9:>11.3f}B")
+        for label, total, trainable in [*((PART_LABELS[q], p.total[q], p.trainable[q]) for q in PARTS),
+                                        ("all", p.n_total, p.n_trainable)]:
+            lines.append(f"  {label:<28}{_count(total):>12}{_count(trainable):>12}")
         lines += ["", f"  {'memory per GPU (estimate)':<34}{'GiB':>8}"]
         rows = [("weights", "weights"), ("gradients", "gradients"), ("optimizer states", "optimizer"),
                 ("DeepSpeed buffers", "buffers"), ("activations", "activations")]
@@ -443,6 +443,10 @@ class Plan:
         lines += ["", f"  verdict: {self.verdict}"]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.3f}B" if n >= 1e8 else f"{n / 1e6:.3f}M" if n >= 1e5 else f"{n:,}"
 
 
 def _activation_bytes(model_cfg: dict[str, Any], recipe: dict[str, Any], params: ParamCounts, act: int) -> dict[str, float]:
