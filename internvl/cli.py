@@ -84,6 +84,18 @@ def _train(a: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=1, default=str))
 
 
+def _train_plan(a: argparse.Namespace) -> None:
+    from internvl.train.plan import PlanError, plan_recipe
+
+    try:
+        p = plan_recipe(a.recipe, gpus=a.gpus, gpus_per_node=a.gpus_per_node, gpu_memory_gib=a.gpu_memory_gib,
+                        model=a.model, num_samples=a.samples)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(p.to_dict(), indent=1) if a.json else p.format())
+
+
 def _chat(a: argparse.Namespace) -> None:
     from internvl.model.checkpoint import load_pretrained
     from internvl.model.preprocess import image_to_tensor, load_image
@@ -161,6 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="run the SFT recipe from a YAML of SFTConfig fields")
     p.add_argument("config")
     p.set_defaults(fn=_train)
+    p = sub.add_parser("train-plan", help="per-GPU memory, accumulation and steps of an SFT recipe on N GPUs")
+    p.add_argument("recipe", help="recipe YAML (flat SFT settings)")
+    p.add_argument("--gpus", type=int, required=True)
+    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.add_argument("--gpu-memory-gib", type=float, default=80.0)
+    p.add_argument("--model", help="preset (v1_2, tiny) or checkpoint folder; default: the recipe's plan_model / init")
+    p.add_argument("--samples", type=int, help="SFT sample count; default: the recipe's num_samples / sft_dir")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(fn=_train_plan)
     p = sub.add_parser("chat", help="ask one question about one image")
     p.add_argument("checkpoint")
     p.add_argument("question")
