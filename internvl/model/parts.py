@@ -40,36 +40,23 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from internvl.errors import DataError
 from internvl.model.config import hf_config
 from internvl.model.conversation import ADDED_SPECIAL_TOKENS, IMG_CONTEXT_TOKEN
+from internvl.model.shards import INDEX_NAME as INDEX
+from internvl.model.shards import ShardWriter, parse_size
 
 log = logging.getLogger(__name__)
 
-INDEX = "model.safetensors.index.json"
 PROJECTOR_KEYS = ("0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias")
 DEFAULT_PROJECTOR = Path("mlp_projector") / "hermes_2_yi_34b.pth"
 _EMBED, _LM_HEAD = "model.embed_tokens.weight", "lm_head.weight"
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
            "BOOL": torch.bool}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 # Non-persistent buffers some older Llama checkpoints still carry; transformers recomputes them.
 _IGNORED_LLM_KEYS = re.compile(r"\.rotary_emb\.inv_freq$")
-
-
-def parse_size(size: int | str) -> int:
-    """``"5GB"`` -> 5e9 bytes (decimal units as huggingface_hub, ``GiB`` binary); an int is taken as is."""
-    if isinstance(size, int):
-        return size
-    m = _SIZE_RE.match(size)
-    if not m:
-        raise ValueError(f"max_shard_size {size!r}: expected e.g. '5GB', '500MB', '2GiB' or a byte count")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "B").upper()])
 
 
 # --------------------------------------------------------------------------- reading the parts ------
@@ -193,76 +180,6 @@ def load_projector(path: Path, vit_hidden: int, llm_hidden: int, downsample_rati
 
 
 # --------------------------------------------------------------------------- writing shards ---------
-
-
-class ShardWriter:
-    """Write tensors into safetensors shards as they fill; a shard's tensors are the only ones it holds.
-
-    The shard plan (which tensor goes to which file) is made up front from the shapes, so file names carry
-    the final count (``model-00001-of-00004.safetensors``) and the index is exact. One shard is written as
-    ``model.safetensors`` without an index, as transformers does. ``held_bytes``/``peak_bytes`` count the
-    tensor bytes buffered, which tests use to check the memory bound.
-    """
-
-    def __init__(self, out_dir: Path, plan: list[tuple[str, int]], max_shard_bytes: int):
-        self.out_dir, self.max = out_dir, max_shard_bytes
-        self.shard_of: dict[str, int] = {}
-        shard, size = 0, 0
-        for name, nbytes in plan:
-            if size and size + nbytes > max_shard_bytes:
-                shard, size = shard + 1, 0
-            self.shard_of[name] = shard
-            size += nbytes
-        self.count = shard + 1 if plan else 0
-        self.buffer: dict[str, torch.Tensor] = {}
-        self.current = 0
-        self.held_bytes = self.peak_bytes = self.total_bytes = 0
-        self.files: list[str] = []
-        self.weight_map: dict[str, str] = {}
-
-    def filename(self, shard: int) -> str:
-        return "model.safetensors" if self.count == 1 else f"model-{shard + 1:05d}-of-{self.count:05d}.safetensors"
-
-    def add(self, name: str, tensor: torch.Tensor) -> None:
-        shard = self.shard_of[name]
-        if shard < self.current:
-            raise RuntimeError(f"{name}: tensors must be added in plan order (shard {shard} already written)")
-        if shard != self.current:
-            self._flush()
-            self.current = shard
-        self.buffer[name] = tensor.contiguous()
-        self.held_bytes += tensor.numel() * tensor.element_size()
-        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
-
-    def _flush(self) -> None:
-        if not self.buffer:
-            return
-        name = self.filename(self.current)
-        save_file(self.buffer, str(self.out_dir / name), metadata={"format": "pt"})
-        for key in self.buffer:
-            self.weight_map[key] = name
-        self.files.append(name)
-        self.total_bytes += self.held_bytes
-        log.info("wrote %s (%d tensors, %.2f GB)", name, len(self.buffer), self.held_bytes / 1e9)
-        self.buffer, self.held_bytes = {}, 0
-
-    def close(self) -> list[str]:
-        self._flush()
-        missing = sorted(set(self.shard_of) - set(self.weight_map))
-        if missing:
-            raise RuntimeError(f"planned tensors never written: {missing[:5]}")
-        if self.count > 1:
-            index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(self.weight_map.items()))}
-            (self.out_dir / INDEX).write_text(json.dumps(index, indent=2) + "\n")
-            self.files.append(INDEX)
-        return self.files
-
-
-def _nbytes(shape: tuple[int, ...], dtype: torch.dtype) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n * torch.empty((), dtype=dtype).element_size()
 
 
 def _staging(out_dir: Path) -> Path:
@@ -394,7 +311,7 @@ def build_from_parts(vision_dir: str | Path, llm_dir: str | Path, mlp_path: str 
 
     tmp = _staging(out_dir)
     try:
-        writer = ShardWriter(tmp, [(p[0], _nbytes(p[3], p[4])) for p in plan], parse_size(max_shard_size))
+        writer = ShardWriter(tmp, max_shard_size)
         gen = torch.Generator().manual_seed(seed)
         init_range = float(lc.get("initializer_range", 0.02))
         _stream(writer, vit, [p[2] for p in plan if p[1] == "vision"], "vision_model.")
@@ -576,12 +493,7 @@ def split_into_parts(checkpoint_dir: str | Path, out_root: str | Path, *, drop_a
     limit = parse_size(max_shard_size)
 
     def write(dst: Path, keys: list[str], prefix: str, cut: int | None = None) -> list[str]:
-        def rows(key: str) -> tuple[int, ...]:
-            shape = tensors.meta[key][0]
-            return (cut, *shape[1:]) if cut is not None and key[len(prefix):] in (_EMBED, _LM_HEAD) else shape
-
-        plan = [(k[len(prefix):], _nbytes(rows(k), tensors.meta[k][1])) for k in keys]
-        writer = ShardWriter(dst, plan, limit)
+        writer = ShardWriter(dst, limit)
         for path, group in tensors.by_file(keys):
             with safe_open(str(path), framework="pt") as fh:
                 for key in group:

@@ -87,8 +87,9 @@ class ShardWriter:
         self.pending: dict[str, torch.Tensor] = {}
         self.pending_bytes = 0
         self.written: list[tuple[Path, list[str]]] = []
-        self.total = 0
-        self.peak_pending_bytes = 0  # the most tensor bytes held at once (what the memory bound is about)
+        self.total_bytes = 0
+        self.peak_bytes = 0  # the most tensor bytes held at once (what the memory bound is about)
+        self.count = 0  # shard files, once closed
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
         if name in self.pending or any(name in keys for _, keys in self.written):
@@ -98,8 +99,8 @@ class ShardWriter:
             self._flush()
         self.pending[name] = tensor.detach().contiguous().cpu()
         self.pending_bytes += nbytes
-        self.total += nbytes
-        self.peak_pending_bytes = max(self.peak_pending_bytes, self.pending_bytes)
+        self.total_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.pending_bytes)
 
     def _flush(self) -> None:
         tmp = self.out / f".shard-{len(self.written):05d}.tmp"
@@ -111,7 +112,7 @@ class ShardWriter:
         """Write the last shard, name the shards, write the index (if more than one); returns file names."""
         if self.pending or not self.written:
             self._flush()
-        n = len(self.written)
+        n = self.count = len(self.written)
         if n == 1:
             os.replace(self.written[0][0], self.out / SINGLE_NAME)
             (self.out / INDEX_NAME).unlink(missing_ok=True)
@@ -123,7 +124,7 @@ class ShardWriter:
             names.append(name)
             weight_map.update(dict.fromkeys(keys, name))
         (self.out / SINGLE_NAME).unlink(missing_ok=True)
-        index = {"metadata": {"total_size": self.total}, "weight_map": dict(sorted(weight_map.items()))}
+        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
         tmp_index = self.out / (INDEX_NAME + ".tmp")
         tmp_index.write_text(json.dumps(index, indent=2) + "\n")
         os.replace(tmp_index, self.out / INDEX_NAME)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -216,3 +216,24 @@ def merged_state_dict(state: dict[str, torch.Tensor], *, scaling: float = UPSTRE
         for name, part in zip(("q_proj", "k_proj", "v_proj"), plain.pop(key).chunk(3, dim=0), strict=True):
             plain[f"{m['pre']}{name}.{m['kind']}"] = part.contiguous()
     return plain
+
+
+_GROUP = re.compile(r"\.(?:base_layer\.|lora_[AB]\.[^.]+\.)?(?:weight|bias)$")
+
+
+def merged_stream(items: Iterable[tuple[str, torch.Tensor]], *, scaling: float = UPSTREAM_SCALING
+                  ) -> Iterator[tuple[str, torch.Tensor]]:
+    """:func:`merged_state_dict` over a (name, tensor) stream, one module at a time: a LoRA layer's base
+    weight and adapters are adjacent in parameter order, so only one module's tensors are held (the save
+    of a ZeRO-3 run gathers them one by one)."""
+    group: dict[str, torch.Tensor] = {}
+    current = None
+    for name, tensor in items:
+        module = _GROUP.sub("", name)
+        if group and module != current:
+            yield from merged_state_dict(group, scaling=scaling).items()
+            group = {}
+        current = module
+        group[name] = tensor
+    if group:
+        yield from merged_state_dict(group, scaling=scaling).items()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from internvl.model.checkpoint import load_pretrained, save_pretrained
+from internvl.model.checkpoint import iter_model_state, load_pretrained, save_pretrained
 from internvl.train.checkpoints import fingerprint_of, vet_work_dir
 
 log = logging.getLogger(__name__)
@@ -265,41 +265,34 @@ def _broadcast(obj: Any) -> Any:
     return box[0]
 
 
-def _freeze(model, cfg: SFTConfig) -> None:
-    parts = {"freeze_backbone": model.model.vision_tower, "freeze_llm": model.model.language_model,
-             "freeze_mlp": model.model.multi_modal_projector}
-    for flag, module in parts.items():
-        if getattr(cfg, flag):
-            module.requires_grad_(False)
-    if cfg.freeze_llm:
-        model.lm_head.requires_grad_(False)
-
-
-def prepare_model(model, cfg: SFTConfig) -> None:
+def prepare_model(model, cfg: SFTConfig) -> dict[str, int]:
     """Upstream's model set-up after loading: no KV cache, the ViT's stochastic depth, gradient
-    checkpointing (ViT always, LLM by flag), freezing, LoRA, and the loss reduction."""
+    checkpointing (ViT always, LLM by flag), freezing / LoRA / ViT-layer unfreezing in upstream's order,
+    and the loss reduction. Returns the parameter counts (total / trainable / LoRA)."""
+    from internvl.model.modeling import enable_gradient_checkpointing, set_vit_drop_path
+    from internvl.train.lora import apply_trainable
+
     if cfg.loss_reduction not in LOSS_REDUCTIONS:
         raise ValueError(f"loss_reduction {cfg.loss_reduction!r}; known: {LOSS_REDUCTIONS}")
-    if cfg.drop_path_rate > 0:
-        raise NotImplementedError("drop_path_rate > 0 (ViT stochastic depth) is not wired yet")
-    if cfg.use_backbone_lora or cfg.use_llm_lora or cfg.unfreeze_vit_layers:
-        raise NotImplementedError("LoRA and unfreeze_vit_layers are not wired yet")
     model.config.use_cache = False
-    kwargs = {"use_reentrant": False}
-    model.model.vision_tower.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    if cfg.grad_checkpoint:
-        model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    _freeze(model, cfg)
+    set_vit_drop_path(model, cfg.drop_path_rate)
+    enable_gradient_checkpointing(model, llm=cfg.grad_checkpoint)
+    counts = apply_trainable(model, freeze_backbone=cfg.freeze_backbone, freeze_llm=cfg.freeze_llm,
+                             freeze_mlp=cfg.freeze_mlp, unfreeze_vit_layers=cfg.unfreeze_vit_layers,
+                             use_backbone_lora=cfg.use_backbone_lora, use_llm_lora=cfg.use_llm_lora)
     # transformers passes num_items_in_batch (one token mean over the global batch) to a model that
     # accepts loss kwargs; without it the Trainer divides each micro-batch mean by the accumulation.
     model.accepts_loss_kwargs = cfg.loss_reduction == "global_token_mean"
+    return counts
 
 
 def _training_arguments(cfg: SFTConfig, ga: int, ds: dict[str, Any] | None):
     from transformers import TrainingArguments
 
     tb = cfg.tensorboard_dir or str(Path(cfg.work_dir) / "tensorboard")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = tb  # transformers 5 took logging_dir out of TrainingArguments
+    from internvl.train.monitor import tensorboard_env
+
+    os.environ.update(tensorboard_env(tb))  # transformers 5 took logging_dir out of TrainingArguments
     return TrainingArguments(
         output_dir=cfg.work_dir, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         # transformers 5 takes a fraction < 1 in warmup_steps: ceil(ratio * total steps), as the original
@@ -319,6 +312,14 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     from transformers import set_seed
 
     from internvl.train.dataset import SFTDataset, packed_collate, pad_collate
+    from internvl.train.lora import merged_stream
+    from internvl.train.monitor import (
+        FlopsModel,
+        ProgressLogCallback,
+        RunArtifactsCallback,
+        ThroughputMeter,
+        write_run_plots,
+    )
     from internvl.train.trainer import CompleteCheckpoints, Preemption, SFTTrainer
 
     if not 0 <= cfg.warmup_ratio < 1:
@@ -350,7 +351,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     # --- model (partitioned under ZeRO-3) --------------------------------------------------------------
     load_dtype = torch.bfloat16 if (ds is not None and cfg.bf16) else torch.float32
     model, tokenizer = load_pretrained(cfg.init, dtype=load_dtype, attn_implementation=cfg.attn_implementation)
-    prepare_model(model, cfg)
+    params_count = prepare_model(model, cfg)
     model.train()
     # --- data ------------------------------------------------------------------------------------------
     data = SFTDataset(cfg.sft_dir, cfg.base_dir, tokenizer, model.template, model.num_image_token,
@@ -365,11 +366,13 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
                                   eps=1e-8) if own_optimizer else None
     preemption = Preemption()
+    meter = ThroughputMeter(FlopsModel.from_config(model.original_config, dataclasses.asdict(cfg)))
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=data, data_collator=lambda b: collate(b, pad_id, image_size),
         optimizers=(optimizer, None), sources=data.sources, lengths=data.lengths if cfg.group_by_length else None,
-        mismatch_threshold=cfg.mismatch_threshold,
-        callbacks=[CompleteCheckpoints(cfg.work_dir, fp, cfg.save_total_limit), preemption],
+        mismatch_threshold=cfg.mismatch_threshold, meter=meter,
+        callbacks=[CompleteCheckpoints(cfg.work_dir, fp, cfg.save_total_limit), preemption, meter,
+                   ProgressLogCallback(every=max(1, cfg.logging_steps)), RunArtifactsCallback()],
     )
     preemption.install()
     try:
@@ -382,8 +385,11 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     # --- save (collective under ZeRO-3) ------------------------------------------------------------------
     counts = trainer.counts()
     skipped = trainer.gather_skipped()
+    state = iter_model_state(model)
+    if (cfg.use_llm_lora or cfg.use_backbone_lora) and rank0:  # adapters folded in: a plain checkpoint
+        state = merged_stream(state)
     save_pretrained(model, cfg.output, tokenizer=tokenizer, dtype=torch.bfloat16 if cfg.bf16 else None,
-                    max_shard_size=cfg.max_shard_size)
+                    max_shard_size=cfg.max_shard_size, state=state)
     summary = {**run_summary(trainer, result, resume is not None, cfg), "resumed_from": resume,
                "samples": len(data), "world_size": world, "gradient_accumulation_steps": ga,
                "global_batch_size": cfg.per_device_train_batch_size * world * ga, "deepspeed": ds,
@@ -391,11 +397,12 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                "tokenization_mismatches_by_source": counts["mismatches_by_source"],
                "samples_seen_by_source": counts["samples_by_source"], "skipped_samples": counts["skipped"],
                "skipped_by_source": counts["skipped_by_source"], "empty_micro_batches": trainer.empty_batches,
+               "parameters": params_count, "mfu_basis": getattr(trainer, "mfu_basis", None),
                "wall_s": round(time.monotonic() - t0, 1)}
     if rank0:  # other ranks would race rank 0 writing the output directory
         out = Path(cfg.output)
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+        write_run_plots(trainer.state.log_history, out)  # log_history.json + loss_curve.png
         if skipped:
             (out / "skipped_samples.json").write_text(json.dumps(skipped, indent=1) + "\n")
     return summary

@@ -142,10 +142,7 @@ class SFTTrainer(Trainer):
             log.warning("skipped sample %s:%s (%s)", rec.get("file"), rec.get("line"), rec.get("reason"))
         self.skipped.extend(skipped)
         if self.meter is not None and not empty:
-            mask = inputs.get("attention_mask")
-            tokens = int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
-            flags = inputs.get("image_flags")
-            self.meter.add_batch(tokens=tokens, images=int(flags.sum()) if flags is not None else 0)
+            self.meter.add_inputs(inputs)  # non-pad tokens, real images, per-sample lengths
         return empty
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -179,8 +176,10 @@ class SFTTrainer(Trainer):
             logs["tokenization_mismatches"] = c["mismatches"]
             if c["skipped"]:
                 logs["skipped_samples"] = c["skipped"]
-            if self.meter is not None:
-                logs.update(self.meter.metrics())
+            if self.meter is not None:  # before super().log: TensorBoard and log_history see them
+                metrics = self.meter.metrics()
+                self.mfu_basis = metrics.pop("mfu_basis", getattr(self, "mfu_basis", None))
+                logs.update(metrics)
             self._check_mismatches(c)
         super().log(logs, start_time)
 
