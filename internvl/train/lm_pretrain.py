@@ -103,7 +103,7 @@ def pretrain_llm(cfg: LMPretrainConfig) -> dict[str, Any]:
 
     set_seed(cfg.seed)
     model, tokenizer = load_pretrained(cfg.init, dtype=torch.float32)
-    model.config.use_cache = False
+    model.config.text_config.use_cache = False  # the LLM reads it from its own config
     model.train()
     for module in (model.model.vision_tower, model.model.multi_modal_projector):
         module.requires_grad_(False)  # no gradient reaches them from text; keep weight decay off them too

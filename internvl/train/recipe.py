@@ -274,7 +274,9 @@ def prepare_model(model, cfg: SFTConfig) -> dict[str, int]:
 
     if cfg.loss_reduction not in LOSS_REDUCTIONS:
         raise ValueError(f"loss_reduction {cfg.loss_reduction!r}; known: {LOSS_REDUCTIONS}")
-    model.config.use_cache = False
+    # the LLM reads use_cache from its own config: with a cache it would also build one per forward and
+    # ignore packed rows' position_ids (transformers detects packed sequences only without a cache)
+    model.config.text_config.use_cache = False
     set_vit_drop_path(model, cfg.drop_path_rate)
     enable_gradient_checkpointing(model, llm=cfg.grad_checkpoint)
     counts = apply_trainable(model, freeze_backbone=cfg.freeze_backbone, freeze_llm=cfg.freeze_llm,
@@ -299,8 +301,7 @@ def _training_arguments(cfg: SFTConfig, ga: int, ds: dict[str, Any] | None):
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_train_batch_size, gradient_accumulation_steps=ga,
-        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
-        gradient_checkpointing=False,  # set per tower in prepare_model
+        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,  # checkpointing: per tower
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=None,  # rotation: CompleteCheckpoints
         logging_steps=cfg.logging_steps, dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_persistent_workers=cfg.dataloader_num_workers > 0, remove_unused_columns=False,
@@ -308,24 +309,38 @@ def _training_arguments(cfg: SFTConfig, ga: int, ds: dict[str, Any] | None):
     )
 
 
-def train(cfg: SFTConfig) -> dict[str, Any]:
+@dataclass
+class Run:
+    """Everything :func:`setup` builds: what :func:`train` loops over and :func:`save` writes."""
+
+    cfg: SFTConfig
+    trainer: Any
+    model: Any
+    tokenizer: Any
+    data: Any
+    deepspeed: dict[str, Any] | None
+    world_size: int
+    accumulation: int
+    fingerprint: str
+    resume: str | None
+    preemption: Any
+    parameters: dict[str, int]
+    rank0: bool
+    t0: float = field(default_factory=time.monotonic)
+
+
+def setup(cfg: SFTConfig) -> Run:
+    """Distributed set-up, DeepSpeed, batch geometry and resume decision first; then the model
+    (partitioned under ZeRO-3), the data and the Trainer."""
     from transformers import set_seed
 
     from internvl.train.dataset import SFTDataset, packed_collate, pad_collate
-    from internvl.train.lora import merged_stream
-    from internvl.train.monitor import (
-        FlopsModel,
-        ProgressLogCallback,
-        RunArtifactsCallback,
-        ThroughputMeter,
-        write_run_plots,
-    )
+    from internvl.train.monitor import FlopsModel, ProgressLogCallback, RunArtifactsCallback, ThroughputMeter
     from internvl.train.trainer import CompleteCheckpoints, Preemption, SFTTrainer
 
     if not 0 <= cfg.warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     t0 = time.monotonic()
-    # --- setup: distributed, DeepSpeed, batch geometry, resume -----------------------------------------
     ds = resolve_deepspeed(cfg.deepspeed)
     _launcher_env(ds)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -348,18 +363,15 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
              cfg.per_device_train_batch_size, ga, cfg.per_device_train_batch_size * world * ga,
              f"ZeRO-{zero_stage(ds)}" if ds else "off", f"resuming {resume}" if resume else "starting fresh")
     set_seed(cfg.seed)
-    # --- model (partitioned under ZeRO-3) --------------------------------------------------------------
     load_dtype = torch.bfloat16 if (ds is not None and cfg.bf16) else torch.float32
     model, tokenizer = load_pretrained(cfg.init, dtype=load_dtype, attn_implementation=cfg.attn_implementation)
-    params_count = prepare_model(model, cfg)
+    counts = prepare_model(model, cfg)
     model.train()
-    # --- data ------------------------------------------------------------------------------------------
     data = SFTDataset(cfg.sft_dir, cfg.base_dir, tokenizer, model.template, model.num_image_token,
                       image_size=model.config.force_image_size, max_length=cfg.max_seq_length,
                       pad2square=model.config.pad2square, on_error=cfg.on_error)
     collate = packed_collate if cfg.packing else pad_collate
     pad_id, image_size = tokenizer.pad_token_id, model.config.force_image_size
-    # --- loop ------------------------------------------------------------------------------------------
     params = [p for p in model.parameters() if p.requires_grad]
     own_optimizer = ds is None or "optimizer" not in ds  # upstream's JSONs define AdamW; DeepSpeed builds it
     # One parameter group: the V1.2 DeepSpeed optimizer decayed norms and biases too.
@@ -374,35 +386,51 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         callbacks=[CompleteCheckpoints(cfg.work_dir, fp, cfg.save_total_limit), preemption, meter,
                    ProgressLogCallback(every=max(1, cfg.logging_steps)), RunArtifactsCallback()],
     )
-    preemption.install()
-    try:
-        result = trainer.train(resume_from_checkpoint=resume)
-    finally:
-        preemption.uninstall()
-    if preemption.preempted_at is not None:
-        raise Preempted(preemption.preempted_at, preemption.requested or "signal",
-                        str(Path(cfg.work_dir) / f"checkpoint-{preemption.preempted_at}"))
-    # --- save (collective under ZeRO-3) ------------------------------------------------------------------
+    return Run(cfg, trainer, model, tokenizer, data, ds, world, ga, fp, resume, preemption, counts, rank0, t0)
+
+
+def save(run: Run, result) -> dict[str, Any]:
+    """The final checkpoint (collective under ZeRO-3; LoRA folded in) and, beside it, the run's summary,
+    log history and loss curve."""
+    from internvl.train.lora import merged_stream
+    from internvl.train.monitor import write_run_plots
+
+    cfg, trainer, model = run.cfg, run.trainer, run.model
     counts = trainer.counts()
     skipped = trainer.gather_skipped()
     state = iter_model_state(model)
-    if (cfg.use_llm_lora or cfg.use_backbone_lora) and rank0:  # adapters folded in: a plain checkpoint
+    if (cfg.use_llm_lora or cfg.use_backbone_lora) and run.rank0:  # adapters folded in: a plain checkpoint
         state = merged_stream(state)
-    save_pretrained(model, cfg.output, tokenizer=tokenizer, dtype=torch.bfloat16 if cfg.bf16 else None,
+    save_pretrained(model, cfg.output, tokenizer=run.tokenizer, dtype=torch.bfloat16 if cfg.bf16 else None,
                     max_shard_size=cfg.max_shard_size, state=state)
-    summary = {**run_summary(trainer, result, resume is not None, cfg), "resumed_from": resume,
-               "samples": len(data), "world_size": world, "gradient_accumulation_steps": ga,
-               "global_batch_size": cfg.per_device_train_batch_size * world * ga, "deepspeed": ds,
-               "run_fingerprint": fp, "tokenization_mismatches": counts["mismatches"],
+    summary = {**run_summary(trainer, result, run.resume is not None, cfg), "resumed_from": run.resume,
+               "samples": len(run.data), "world_size": run.world_size, "gradient_accumulation_steps": run.accumulation,
+               "global_batch_size": cfg.per_device_train_batch_size * run.world_size * run.accumulation,
+               "deepspeed": run.deepspeed, "run_fingerprint": run.fingerprint,
+               "tokenization_mismatches": counts["mismatches"],
                "tokenization_mismatches_by_source": counts["mismatches_by_source"],
                "samples_seen_by_source": counts["samples_by_source"], "skipped_samples": counts["skipped"],
                "skipped_by_source": counts["skipped_by_source"], "empty_micro_batches": trainer.empty_batches,
-               "parameters": params_count, "mfu_basis": getattr(trainer, "mfu_basis", None),
-               "wall_s": round(time.monotonic() - t0, 1)}
-    if rank0:  # other ranks would race rank 0 writing the output directory
+               "parameters": run.parameters, "mfu_basis": getattr(trainer, "mfu_basis", None),
+               "wall_s": round(time.monotonic() - run.t0, 1)}
+    if run.rank0:  # other ranks would race rank 0 writing the output directory
         out = Path(cfg.output)
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         write_run_plots(trainer.state.log_history, out)  # log_history.json + loss_curve.png
         if skipped:
             (out / "skipped_samples.json").write_text(json.dumps(skipped, indent=1) + "\n")
     return summary
+
+
+def train(cfg: SFTConfig) -> dict[str, Any]:
+    """setup -> the Trainer loop (resumed when a checkpoint of this run exists) -> save."""
+    run = setup(cfg)
+    run.preemption.install()
+    try:
+        result = run.trainer.train(resume_from_checkpoint=run.resume)
+    finally:
+        run.preemption.uninstall()
+    if run.preemption.preempted_at is not None:
+        step = run.preemption.preempted_at
+        raise Preempted(step, run.preemption.requested or "signal", str(Path(cfg.work_dir) / f"checkpoint-{step}"))
+    return save(run, result)
