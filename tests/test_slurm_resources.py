@@ -70,7 +70,7 @@ def _rule_resources(out: str) -> dict[str, dict]:
     return found
 
 
-def _sbatch(rule: str, res: dict) -> str:
+def _sbatch(rule: str, res: dict, settings=None) -> str:
     """The sbatch options the Slurm executor plugin builds from these resources."""
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
@@ -81,7 +81,7 @@ def _sbatch(rule: str, res: dict) -> str:
     params = {"run_uuid": "uuid", "slurm_logfile": "log", "comment_str": f"rule_{rule}",
               "account": f"-A {res['slurm_account']}" if "slurm_account" in res else "",
               "partition": f"-p {res['slurm_partition']}" if "slurm_partition" in res else "", "workdir": "/w"}
-    return " ".join((get_submit_command(job, params) + set_gres_string(job)).split())
+    return " ".join((get_submit_command(job, params, settings) + set_gres_string(job)).split())
 
 
 def _inner_launch(rule: str, res: dict) -> str:
@@ -116,13 +116,30 @@ def test_every_rule_of_the_v1_2_plan_has_slurm_resources(v1_2_plan):
             assert "--gpus" not in line and "--gres" not in line and "--ntasks=1" in line, line
 
 
+class _Settings(SimpleNamespace):
+    """The executor plugin's settings as the profile sets them (unset ones None)."""
+
+    def __getattr__(self, key):
+        return None
+
+
+def _profile_settings() -> _Settings:
+    import yaml
+
+    prof = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    return _Settings(requeue=bool(prof.get("slurm-requeue")), no_requeue=bool(prof.get("slurm-no-requeue")))
+
+
 def test_multi_node_sft_requests_8_nodes_of_8_gpus_with_one_launcher_task_each(v1_2_plan):
+    """The V1.2 SFT from parts, as its recipe says (64 GPUs, 8 a node): the geometry, the preemption signal
+    10 min before the time limit, and Slurm's requeue."""
     res = v1_2_plan["train_model"]
-    assert {k: res[k] for k in ("nodes", "tasks", "gres", "cpus_per_task", "mem_mb", "runtime", "mpi")} == {
-        "nodes": 8, "tasks": 8, "gres": "gpu:8", "cpus_per_task": 64, "mem_mb": 900000, "runtime": 4320, "mpi": "srun"}
-    line = _sbatch("train_model", res)
+    assert {k: res[k] for k in ("nodes", "tasks", "gres", "cpus_per_task", "mem_mb", "runtime", "mpi", "slurm_extra")} == {
+        "nodes": 8, "tasks": 8, "gres": "gpu:8", "cpus_per_task": 64, "mem_mb": 900000, "runtime": 4320, "mpi": "srun",
+        "slurm_extra": "--signal=USR1@600"}
+    line = _sbatch("train_model", res, _profile_settings())
     for flag in ("-p gpu", "--nodes=8", "--ntasks=8", "--gres=gpu:8", "--cpus-per-task=64", "--mem 900000",
-                 "-t 4320", "--exclusive"):
+                 "-t 4320", "--signal=USR1@600", "--requeue"):
         assert flag in line, (flag, line)
     # gpu: N would be N GPUs for the whole job, and tasks would become --ntasks-per-gpu (one rank per GPU)
     assert "--gpus" not in line and "--ntasks-per-gpu" not in line, line
@@ -131,6 +148,32 @@ def test_multi_node_sft_requests_8_nodes_of_8_gpus_with_one_launcher_task_each(v
     check = v1_2_plan["gpu_check"]
     assert {k: check[k] for k in ("nodes", "tasks", "gres", "mpi")} == {k: res[k] for k in ("nodes", "tasks", "gres", "mpi")}
     assert "--nodes=8 --ntasks=8" in _sbatch("gpu_check", check)
+
+
+def test_the_sft_job_runs_the_v1_2_recipe_under_zero3_and_is_planned_first(tmp_path):
+    """The SFT's params carry the recipe file's optimisation settings and ZeRO-3's JSON; its plan runs on the
+    submitting host (a local rule) before it."""
+    import yaml
+
+    from internvl.train.recipe import load_recipe
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    sft = cfg["models"]["internvl_chat_v1_2_sft"]
+    assert sft["init"] == "v1_2_parts" and cfg["models"]["v1_2_parts"]["kind"] == "parts"
+    recipe = load_recipe(sft["recipe_file"], sft.get("recipe"))
+    assert (recipe["deepspeed"], recipe["gpus"], recipe["global_batch_size"], recipe["drop_path_rate"]) == (
+        "zero3", 64, 512, 0.4)
+    out = _dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--",
+                   "work/v1_2/checkpoints/internvl_chat_v1_2_sft.sha256", env=SITE_ENV)
+    assert "work/v1_2/train_plan/internvl_chat_v1_2_sft.json" in out
+    assert {"fetch_source", "build_parts_model", "train_plan", "train_model"} <= set(_rule_resources(out))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                           "--cores", "1", "--", "work/v1_2/train_plan/internvl_chat_v1_2_sft.json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plan = json.loads((tmp_path / "work/v1_2/train_plan/internvl_chat_v1_2_sft.json").read_text())
+    assert plan["deepspeed"]["stage"] == 3 and (plan["gpus"], plan["nodes"]) == (64, 8)
+    assert (plan["gradient_accumulation_steps"], plan["global_batch_size"]) == (1, 512)
 
 
 def test_inference_gets_one_gpu_and_cpu_rules_none(v1_2_plan):

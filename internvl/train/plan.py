@@ -94,8 +94,9 @@ _DS_DEFAULTS = {"reduce_bucket_size": 5e8, "stage3_prefetch_bucket_size": 5e7,
 
 # LoRA targets in transformers' module names (upstream's fused ViT attn.qkv is q/k/v_proj here, so a ViT
 # LoRA of rank r gets three r-rank adapters where upstream had one over the fused matrix).
-VIT_LORA_TARGETS = ("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.projection_layer",
-                    "mlp.fc1", "mlp.fc2")
+# internvl.train.lora: the ViT's adapter sits on upstream's fused qkv (one A for q, k and v), so the three
+# projections count as one target of 3x the output width
+VIT_LORA_TARGETS = ("attention.q_proj", "attention.projection_layer", "mlp.fc1", "mlp.fc2")
 LLM_LORA_TARGETS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 PARTS = ("vit", "projector", "llm")
@@ -199,6 +200,8 @@ def _lora_tensors(shapes: dict[str, tuple[int, ...]], part: str, rank: int, targ
         module = name.removesuffix(".weight")
         if _part(name) == part and name.endswith(".weight") and module.endswith(targets):
             d_out, d_in = shape
+            if module.endswith("attention.q_proj"):  # the fused qkv: [q; k; v] out
+                module, d_out = module.removesuffix("q_proj") + "qkv", 3 * d_out
             out += [Param(f"{module}.lora_A.weight", rank * d_in, part, True),
                     Param(f"{module}.lora_B.weight", d_out * rank, part, True)]
     return out
@@ -674,7 +677,7 @@ def model_config(spec: str | Path) -> tuple[dict[str, Any], str]:
         raise PlanError(f"model {str(spec)!r} is neither a preset (v1_2, tiny) nor a checkpoint folder") from None
 
 
-def load_recipe(path: str | Path) -> dict[str, Any]:
+def read_recipe(path: str | Path) -> dict[str, Any]:
     """A recipe YAML: a flat mapping of training settings."""
     try:
         recipe = yaml.safe_load(Path(path).read_text())
@@ -701,7 +704,7 @@ def plan_recipe(recipe_path: str | Path, *, gpus: int, gpus_per_node: int = 8, g
                 model: str | None = None, num_samples: int | None = None) -> Plan:
     """:func:`plan` for a recipe file: the model from ``model``, else the recipe's ``plan_model``, else its
     ``init`` checkpoint; the sample count from ``num_samples``, else :func:`sample_count`."""
-    recipe = load_recipe(recipe_path)
+    recipe = read_recipe(recipe_path)
     spec = model or recipe.get("plan_model") or recipe.get("init")
     if not spec:
         raise PlanError(f"{recipe_path}: no model to plan for: give --model (a preset or a checkpoint folder) or "

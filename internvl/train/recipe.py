@@ -131,23 +131,21 @@ def load_recipe(recipe_file: str | Path | None = None, overrides: dict[str, Any]
     """A model's recipe: the settings of its recipe file (``config/recipes/*.yaml``; a relative path is
     taken from the repository, recipes being part of it) updated by the config's ``recipe`` mapping.
     Unknown keys are an error naming the file."""
-    import yaml
+    from internvl.errors import DataError
+    from internvl.train.plan import read_recipe
 
     recipe: dict[str, Any] = {}
     if recipe_file:
         path = Path(recipe_file)
         path = path if path.is_absolute() else Path(repo) / path
         if not path.is_file():
-            raise FileNotFoundError(f"recipe file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a recipe is a mapping of SFT settings, got {type(loaded).__name__}")
-        recipe.update(loaded)
+            raise DataError(path, "recipe file not found")
+        recipe.update(read_recipe(path))
     recipe.update(overrides or {})
     names = {f.name for f in dataclasses.fields(SFTConfig)}
     unknown = sorted(set(recipe) - names)
     if unknown:
-        raise KeyError(f"{recipe_file or 'recipe'}: unknown SFT settings {unknown}")
+        raise DataError(recipe_file or "recipe", f"unknown SFT settings {unknown}")
     return recipe
 
 

@@ -42,6 +42,30 @@ def _lm_pretrain_models():
     return [m for m, v in MODELS.items() if v["kind"] == "lm_pretrain"]
 
 
+def _parts_models():
+    return [m for m, v in MODELS.items() if v["kind"] == "parts"]
+
+
+def _planned_train_models():
+    """Train models whose recipe names a GPU count: each is checked against its GPUs before it is submitted."""
+    return [m for m in _train_models() if model_recipe(m).get("gpus")]
+
+
+def train_inputs(w):
+    inputs = {"init": ckpt_hash_file(MODELS[w.model]["init"]),
+              "sft": f"{train_data_dir(train_data_of(w.model))}/manifest.json"}
+    if w.model in _planned_train_models():
+        inputs["plan"] = f"{WORK}/train_plan/{w.model}.json"
+    return inputs
+
+
+def source_path(name):
+    """Where a config/sources.yaml source lands (its root + dest)."""
+    if name not in SOURCES:
+        raise ValueError(f"config: unknown source {name!r} (config/sources.yaml)")
+    return str(Path(SOURCE_ROOTS[SOURCES[name]["root"]]) / SOURCES[name]["dest"])
+
+
 def _hub_models():
     return [m for m, v in MODELS.items() if v["kind"] == "hub"]
 
@@ -68,10 +92,49 @@ rule init_model:
         "../scripts/init_model.py"
 
 
+rule build_parts_model:
+    # V1.2's starting point: the InternViT repo, its pretrained projector (.pth) and the LLM repo, joined into
+    # one original-layout checkpoint with the nine InternVL tokens added (internvl.model.parts)
+    input:
+        vision=lambda w: source_inputs(MODELS[w.model]["vision"]),
+        llm=lambda w: source_inputs(MODELS[w.model]["llm"]),
+    output:
+        ckpt=directory(f"{WORK}/models/{{model}}"),
+        hash=f"{WORK}/checkpoints/{{model}}.sha256",
+    wildcard_constraints:
+        model=one_of(_parts_models()),
+    params:
+        vision_dir=lambda w: source_path(MODELS[w.model]["vision"]),
+        llm_dir=lambda w: source_path(MODELS[w.model]["llm"]),
+        mlp_path=lambda w: f"{source_path(MODELS[w.model]['vision'])}/{MODELS[w.model]['projector']}",
+        build=lambda w: canonical({k: MODELS[w.model][k] for k in ("template", "select_layer", "force_image_size",
+                                                                    "downsample_ratio", "seed") if k in MODELS[w.model]}),
+    log:
+        f"{WORK}/logs/build/{{model}}.log",
+    script:
+        "../scripts/build_parts_model.py"
+
+
+rule train_plan:
+    # per-GPU memory, accumulation and steps of a GPU recipe (internvl.train.plan); a plan that cannot fit
+    # fails here, on the submitting host, before the training job is ever submitted
+    output:
+        f"{WORK}/train_plan/{{model}}.json",
+    wildcard_constraints:
+        model=one_of(_planned_train_models()),
+    params:
+        recipe=lambda w: canonical(model_recipe(w.model)),
+        samples=lambda w: model_recipe(w.model).get("num_samples"),
+    localrule: True
+    log:
+        f"{WORK}/logs/train_plan/{{model}}.log",
+    script:
+        "../scripts/train_plan.py"
+
+
 rule train_model:
     input:
-        init=lambda w: ckpt_hash_file(MODELS[w.model]["init"]),
-        sft=lambda w: f"{train_data_dir(train_data_of(w.model))}/manifest.json",
+        unpack(train_inputs),
     output:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
