@@ -97,3 +97,22 @@ def test_an_impossible_global_batch_stops_before_training(tiny, tmp_path):
     assert proc.returncode != 0
     assert "global_batch_size 10 is not a multiple of per_device_train_batch_size 4 x 1 GPUs" in proc.stderr
     assert not (tmp_path / "bad" / "state").exists()
+
+
+def test_lora_under_zero3_merges_into_the_same_plain_checkpoint_as_ddp(tiny, tmp_path):
+    """The LoRA recipe's shape (LLM LoRA, everything else frozen, ZeRO-3): the adapters gathered and folded in
+    one module at a time on rank 0 give the DDP run's merged weights; only the LoRA targets moved."""
+    from internvl.model.checkpoint import _read_safetensors
+
+    lora = {"use_llm_lora": 4, "freeze_llm": True, "freeze_backbone": True, "freeze_mlp": True, "max_steps": 3,
+            "save_steps": 10, "learning_rate": 1e-3}
+    for name, ds in (("ddp", None), ("zero3", "zero3")):
+        run(settings(tiny, tmp_path / name, deepspeed=ds, **lora), world=2)
+    z3, ddp = weights(tmp_path / "zero3" / "model"), weights(tmp_path / "ddp" / "model")
+    init = _read_safetensors(tiny["init"])
+    assert not any("lora" in k for k in z3)  # a plain checkpoint in the original layout
+    assert max_diff(z3, ddp) <= 1e-6
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    moved = {k for k in z3 if float((z3[k] - init[k]).abs().max()) > 0}
+    assert moved and all(k.startswith("language_model.model.layers.") and any(t in k for t in targets) for k in moved)
+    load_pretrained(tmp_path / "zero3" / "model")

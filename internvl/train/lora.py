@@ -145,10 +145,10 @@ def apply_trainable(model: nn.Module, *, freeze_backbone: bool = False, freeze_l
     if unfreeze_vit_layers:
         for layer in vit.encoder.layer[unfreeze_vit_layers:]:
             layer.requires_grad_(True)
-    params = list(model.named_parameters())
-    counts = {"total": sum(p.numel() for _, p in params),
-              "trainable": sum(p.numel() for _, p in params if p.requires_grad),
-              "lora": sum(p.numel() for n, p in params if ".lora_" in n)}
+    params = [(n, p, getattr(p, "ds_numel", None) or p.numel()) for n, p in model.named_parameters()]  # ZeRO-3: full size
+    counts = {"total": sum(k for _, _, k in params),
+              "trainable": sum(k for _, p, k in params if p.requires_grad),
+              "lora": sum(k for n, _, k in params if ".lora_" in n)}
     log.info("trainable parameters: %(trainable)d of %(total)d (LoRA %(lora)d)", counts)
     return counts
 

@@ -59,11 +59,19 @@ def train_inputs(w):
     return inputs
 
 
-def source_path(name):
-    """Where a config/sources.yaml source lands (its root + dest)."""
-    if name not in SOURCES:
-        raise ValueError(f"config: unknown source {name!r} (config/sources.yaml)")
-    return str(Path(SOURCE_ROOTS[SOURCES[name]["root"]]) / SOURCES[name]["dest"])
+def part_dir(model, key):
+    """A parts model's ``vision``/``llm`` folder: a config/sources.yaml source (where its download lands), or
+    a local folder (a leading {repo} is this repository)."""
+    name = MODELS[model][key]
+    if name in SOURCES:
+        return str(Path(SOURCE_ROOTS[SOURCES[name]["root"]]) / SOURCES[name]["dest"])
+    return name.replace("{repo}", REPO_DIR)
+
+
+def part_input(model, key):
+    """The download stamp of a source part (ancient: a download never reruns anything), else the folder's config."""
+    name = MODELS[model][key]
+    return source_inputs(name) if name in SOURCES else [f"{part_dir(model, key)}/config.json"]
 
 
 def _hub_models():
@@ -96,17 +104,17 @@ rule build_parts_model:
     # V1.2's starting point: the InternViT repo, its pretrained projector (.pth) and the LLM repo, joined into
     # one original-layout checkpoint with the nine InternVL tokens added (internvl.model.parts)
     input:
-        vision=lambda w: source_inputs(MODELS[w.model]["vision"]),
-        llm=lambda w: source_inputs(MODELS[w.model]["llm"]),
+        vision=lambda w: part_input(w.model, "vision"),
+        llm=lambda w: part_input(w.model, "llm"),
     output:
         ckpt=directory(f"{WORK}/models/{{model}}"),
         hash=f"{WORK}/checkpoints/{{model}}.sha256",
     wildcard_constraints:
         model=one_of(_parts_models()),
     params:
-        vision_dir=lambda w: source_path(MODELS[w.model]["vision"]),
-        llm_dir=lambda w: source_path(MODELS[w.model]["llm"]),
-        mlp_path=lambda w: f"{source_path(MODELS[w.model]['vision'])}/{MODELS[w.model]['projector']}",
+        vision_dir=lambda w: part_dir(w.model, "vision"),
+        llm_dir=lambda w: part_dir(w.model, "llm"),
+        mlp_path=lambda w: f"{part_dir(w.model, 'vision')}/{MODELS[w.model]['projector']}",
         build=lambda w: canonical({k: MODELS[w.model][k] for k in ("template", "select_layer", "force_image_size",
                                                                     "downsample_ratio", "seed") if k in MODELS[w.model]}),
     log:
