@@ -547,7 +547,9 @@ def _hf_error(repo_id: str, revision: str, exc: Exception) -> DownloadError:
             "Run once with network access (HF_ENDPOINT may point at a mirror), or copy a cache that has them."
         )
     why = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return NetworkError(f"{repo_id}@{revision}: download from {endpoint} failed: {why}")
+    return NetworkError(f"{repo_id}@{revision}: download from {endpoint} failed: {why}; run it where {endpoint} is "
+                        "reachable (HF_ENDPOINT may point at a mirror, HF_TOKEN for gated repos), or with "
+                        "HF_HUB_OFFLINE=1 and a Hugging Face cache (HF_HOME) that has the files")
 
 
 def resolve_revision(repo_id: str, revision: str, repo_type: str | None, recorded: str | None,
@@ -735,7 +737,7 @@ def fetch_source(name: str, entry: Mapping[str, Any], roots: Mapping[str, str],
     except NetworkError as exc:
         dest = _dest(entry, roots).resolve()
         fix = ("" if entry["kind"] == "hf" else
-               f". Run the download where the network is reachable, or fetch the file yourself and place it at "
+               f"; run the download where the network is reachable, or fetch the file yourself and place it at "
                f"{dest} (it is then recorded and verified)")
         raise type(exc)(f"source {name!r}: {str(exc).rstrip('.')}{fix}") from None
     except DownloadError as exc:

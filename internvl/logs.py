@@ -12,6 +12,7 @@ every :data:`PROGRESS_EVERY_S` seconds (and their final state), not one per redr
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -99,4 +100,5 @@ def setup(log_file: str | Path | None = None, level: int = logging.INFO) -> None
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.StreamHandler(sys.stderr)], force=True)
     if log_file:
-        log.info("job started: %s (log %s)", Path(sys.argv[0]).name, log_file)
+        script = re.sub(r"^tmp\w+\.", "", Path(sys.argv[0]).name)  # Snakemake runs a copy named tmpXXXX.<script>
+        log.info("job started: %s (log %s)", script, log_file)

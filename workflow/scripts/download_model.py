@@ -1,6 +1,7 @@
 """Download a checkpoint from the Hugging Face hub at a pinned revision (huggingface_hub)."""
 import logging
 
+from internvl.download import NetworkError
 from internvl.hub import download_checkpoint
 from internvl.logs import setup
 
@@ -8,6 +9,9 @@ sm = snakemake  # noqa: F821
 setup(sm.log[0])
 p = sm.params
 logging.getLogger("download").info("model %s: %s@%s -> %s", sm.wildcards.model, p.repo_id, p.revision, sm.output.ckpt)
-digest = download_checkpoint(p.repo_id, p.revision, sm.output.ckpt, hash_out=sm.output.hash,
-                             pin_hint=f"models.{sm.wildcards.model}.revision in the config")
+try:
+    digest = download_checkpoint(p.repo_id, p.revision, sm.output.ckpt, hash_out=sm.output.hash,
+                                 pin_hint=f"models.{sm.wildcards.model}.revision in the config")
+except NetworkError as exc:
+    raise NetworkError(f"model {sm.wildcards.model!r} (kind hub in the config): {exc}") from None
 logging.getLogger("download").info("done: checkpoint sha256 %s", digest)

@@ -17,4 +17,4 @@ try:
 except DataError as exc:
     raise explain_missing(exc, sm.config, Path(sm.scriptdir).parents[1]) from None
 write_parquet(table, sm.output[0])
-log.info("%s: %d rows -> %s", bench, table.num_rows, sm.output[0])
+log.info("done: %s: %d rows -> %s", bench, table.num_rows, sm.output[0])

@@ -37,4 +37,4 @@ if client is not None:
     prov["judge"] = {k: v for k, v in scored["judge"].items() if k != "items"}
     prov["judge"]["cache"] = str(client.cache.path) if client.cache is not None else None
 write_result(sm.output[0], bench, scored, prov)
-logging.getLogger("score").info("%s: %s -> %s", bench.name, json.dumps(scored.get("metrics")), sm.output[0])
+logging.getLogger("score").info("done: %s: %s -> %s", bench.name, json.dumps(scored.get("metrics")), sm.output[0])

@@ -14,4 +14,5 @@ scored = score_file(bench, sm.input.data, sm.input.predictions, submission=sm.in
 prov = provenance(sm.wildcards.model, json.loads(sm.params.model_config), sm.input.ckpt, bench, sm.input.stats,
                   sm.input.data, sm.params.repo)
 write_result(sm.output[0], bench, scored, prov)
-logging.getLogger("score").info("%s: server-scored; upload %s (result %s)", bench.name, sm.input.submission, sm.output[0])
+logging.getLogger("score").info("done: %s: server-scored; upload %s (result %s)", bench.name, sm.input.submission,
+                                sm.output[0])
