@@ -98,3 +98,8 @@ rule download_manual:
 rule download_everything:
     input:
         source_inputs(*SOURCES),
+
+
+# a manual source's check reads one path: no cluster job for it
+localrules:
+    place_manual_source,
