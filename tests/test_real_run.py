@@ -92,10 +92,9 @@ def test_sft_normalization_waits_for_the_sft_sources(clone):
 
 
 def test_judged_results_need_the_judge_block_and_nothing_else_does(clone):
-    proc = _snakemake(clone, "-n", "--", "results/llava_bench.json")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "ConfigError: benchmark 'llava-bench' is scored by an LLM judge" in out
-    assert "no 'judge:' block" in out
+    lines = _error_lines(_snakemake(clone, "-n", "--", "results/llava_bench.json"))
+    assert len(lines) == 1 and lines[0].startswith("error: benchmark 'llava-bench' is scored by an LLM judge")
+    assert "no 'judge:' block" in lines[0]
     cfg = yaml.safe_load((clone / "config" / "config.yaml").read_text())
     cfg["judge"] = {"base_url": "http://127.0.0.1:9/v1", "model": "judge-model", "api_key_env": None}
     judged = clone / "with_judge.yaml"
@@ -207,6 +206,15 @@ def test_missing_data_names_the_source_and_the_fix(real_run):
     assert len(lines) == 1 and "mmbench_dev_20230712.tsv: file not found" in lines[0]
     assert "source 'mmbench_dev_20230712'" in lines[0] and "delete data/.sources/mmbench_dev_20230712.json" in lines[0]
     assert lines[0] in (tmp / "work/v1_2/logs/normalize/mmbench-dev-en.log").read_text()
+
+
+def test_a_config_error_is_one_line(clone, tmp_path):
+    cfg = yaml.safe_load((clone / "config" / "config.yaml").read_text())
+    cfg["sft"]["sources"] = ["sft", "no_such_group"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    lines = _error_lines(_snakemake(clone, "-n", "--configfile", str(bad), "--", "work/v1_2/parquet/sft/manifest.json"))
+    assert len(lines) == 1 and "training data 'sft' lists source 'no_such_group'" in lines[0]
 
 
 def test_an_offline_hub_model_names_its_config_entry(clone, tmp_path):

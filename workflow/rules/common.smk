@@ -2,13 +2,20 @@
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
-from internvl.download import load_sources
-from internvl.errors import ConfigError
+from internvl.download import DownloadError, load_sources
 from internvl.eval import registry
-from internvl.eval.judge import JudgeConfig
+from internvl.eval.judge import JudgeConfig, JudgeConfigError
 from internvl.eval.judged import protocol as judge_protocol
+
+def config_error(message):
+    """Stop with one `error:` line: a setting is wrong or missing, and the message says which and what to
+    do (as an exception, Snakemake would print it with a traceback of this file)."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(1)
+
 
 WORK = config["workdir"]
 DEMO = "demo" in config
@@ -19,16 +26,16 @@ BENCH_ALIASES = sorted({a for b in BENCHES for a in registry.resolve(b).aliases}
 
 for _name in config["table"]["models"] + [config["model"]]:
     if _name not in MODELS:
-        raise ConfigError(f"config: model {_name!r} is not defined under 'models'")
+        config_error(f"config: model {_name!r} is not defined under 'models'")
 
 # Training data sets by name: "sft" (the config's `sft` block) plus any under `train_data`, e.g. the
 # projector-pretraining mix of a freeze_llm stage. A train model picks one with `data` (default "sft").
 TRAIN_DATA = {"sft": config["sft"], **config.get("train_data", {})}
 for _name, _m in MODELS.items():
     if "data" in _m and _m["kind"] != "train":
-        raise ConfigError(f"config: model {_name!r} has 'data', but only kind 'train' models train on a data set")
+        config_error(f"config: model {_name!r} has 'data', but only kind 'train' models train on a data set")
     if _m["kind"] == "train" and _m.get("data", "sft") not in TRAIN_DATA:
-        raise ConfigError(f"config: model {_name!r} trains on data {_m['data']!r}, which is neither 'sft' nor a name "
+        config_error(f"config: model {_name!r} trains on data {_m['data']!r}, which is neither 'sft' nor a name "
                          f"under 'train_data' (defined: {sorted(TRAIN_DATA)})")
 
 
@@ -73,7 +80,10 @@ def score_params(bench):
 
 # LLM judge (LLaVA-Bench, MM-Vet, MathVista extraction): the config's optional `judge:` block. Checked
 # here when present; required only when a judged result is requested (see judged_score_inputs).
-JUDGE = JudgeConfig.from_config(config["judge"]) if config.get("judge") is not None else None
+try:
+    JUDGE = JudgeConfig.from_config(config["judge"]) if config.get("judge") is not None else None
+except JudgeConfigError as exc:  # a bad judge block
+    config_error(f"config: judge: {exc}")
 NO_JUDGE = "no-judge-configured"
 JUDGE_SLUG = JUDGE.slug if JUDGE is not None else NO_JUDGE
 JUDGED_BENCHES = [b for b in BENCHES if bench_entry(b).judge]
@@ -81,7 +91,7 @@ JUDGED_BENCHES = [b for b in BENCHES if bench_entry(b).judge]
 
 def require_judge(bench):
     if JUDGE is None:
-        raise ConfigError(
+        config_error(
             f"benchmark {bench!r} is scored by an LLM judge ({bench_entry(bench).judge} protocol), but the config "
             "has no 'judge:' block; add one (base_url, model, api_key_env, timeout_s, max_retries; README "
             "'Judge-scored benchmarks') or drop the benchmark from 'benchmarks'"
@@ -142,7 +152,10 @@ def demo_summary():
 # a download never triggers a rerun, and re-verifying a source (deleting its stamp) changes nothing
 # downstream; a normalization still waits for its downloads.
 SOURCES_FILE = str(Path(REPO_DIR, config.get("sources_file", "config/sources.yaml")))
-_SOURCES_DOC = load_sources(SOURCES_FILE)
+try:
+    _SOURCES_DOC = load_sources(SOURCES_FILE)
+except (DownloadError, OSError) as exc:
+    config_error(exc)
 SOURCES = _SOURCES_DOC["sources"]
 SOURCE_ROOTS = dict(_SOURCES_DOC["roots"], data=config["data_root"])
 SOURCE_STATE = f"{config['data_root']}/.sources"
@@ -151,7 +164,7 @@ SOURCE_GROUPS = sorted({e.get("group") for e in SOURCES.values() if e.get("group
 
 def source_stamp(name):
     if name not in SOURCES:
-        raise ConfigError(f"unknown source {name!r} ({SOURCES_FILE})")
+        config_error(f"unknown source {name!r} ({SOURCES_FILE})")
     return f"{SOURCE_STATE}/{name}.json"
 
 
@@ -193,7 +206,7 @@ def train_data_sources(data):
         elif item in SOURCE_GROUPS:
             names += sources_in(item)
         else:
-            raise ConfigError(f"config: training data {data!r} lists source {item!r}, which is neither a source nor "
+            config_error(f"config: training data {data!r} lists source {item!r}, which is neither a source nor "
                               f"a group of {SOURCES_FILE} (groups: {SOURCE_GROUPS})")
     return list(dict.fromkeys(names))
 
