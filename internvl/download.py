@@ -568,7 +568,7 @@ def resolve_revision(repo_id: str, revision: str, repo_type: str | None, recorde
     if _SHA_RE.match(revision):
         return revision
     if _offline():
-        raise DownloadError(
+        raise NetworkError(
             f"{repo_id}@{revision}: HF_HUB_OFFLINE=1 and nothing recorded, so the branch {revision!r} cannot be "
             f"resolved to a commit; pin a 40-hex revision ({pin_hint}) or run once online"
         )

@@ -220,6 +220,6 @@ def test_a_config_error_is_one_line(clone, tmp_path):
 def test_an_offline_hub_model_names_its_config_entry(clone, tmp_path):
     hf = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     lines = _error_lines(_snakemake(clone, "--", "work/v1_2/checkpoints/internvl_chat_v1_2.sha256", env=hf))
-    assert len(lines) == 1 and "HF_HUB_OFFLINE=1" in lines[0]
+    assert len(lines) == 1 and "HF_HUB_OFFLINE=1" in lines[0] and "model 'internvl_chat_v1_2'" in lines[0]
     assert "models.internvl_chat_v1_2.revision in the config" in lines[0] and "sources.yaml" not in lines[0]
     assert lines[0] in (clone / "work/v1_2/logs/download/internvl_chat_v1_2.log").read_text()

@@ -10,6 +10,7 @@ from internvl.eval import registry
 from internvl.eval.judge import JudgeConfig, JudgeConfigError
 from internvl.eval.judged import protocol as judge_protocol
 
+
 def config_error(message):
     """Stop with one `error:` line: a setting is wrong or missing, and the message says which and what to
     do (as an exception, Snakemake would print it with a traceback of this file)."""
@@ -36,7 +37,7 @@ for _name, _m in MODELS.items():
         config_error(f"config: model {_name!r} has 'data', but only kind 'train' models train on a data set")
     if _m["kind"] == "train" and _m.get("data", "sft") not in TRAIN_DATA:
         config_error(f"config: model {_name!r} trains on data {_m['data']!r}, which is neither 'sft' nor a name "
-                         f"under 'train_data' (defined: {sorted(TRAIN_DATA)})")
+                     f"under 'train_data' (defined: {sorted(TRAIN_DATA)})")
 
 
 def train_data_of(model):
@@ -207,7 +208,7 @@ def train_data_sources(data):
             names += sources_in(item)
         else:
             config_error(f"config: training data {data!r} lists source {item!r}, which is neither a source nor "
-                              f"a group of {SOURCES_FILE} (groups: {SOURCE_GROUPS})")
+                         f"a group of {SOURCES_FILE} (groups: {SOURCE_GROUPS})")
     return list(dict.fromkeys(names))
 
 

@@ -5,7 +5,7 @@
 # the MMBench download, and a download never triggers a rerun. Integrity: per-file <dest>.sha256.json
 # records (size + sha256 on the first download, verified after; a sha256 pinned in sources.yaml is
 # checked as well). Targets, one source or a group at a time:
-#   snakemake --cores 4 --resources downloads=4 download_eval
+#   snakemake --cores 4 --resources downloads=4 -- download_eval
 #   snakemake --cores 1 data/.sources/mmbench_dev_20230712.json
 # Manual sources (Google Drive, licence forms) have their own rule, place_manual_source: it stops with
 # one line "place <file> from <where> at <path>" until the file or folder is there, then records it.
