@@ -1,5 +1,11 @@
-"""``internvl`` command line: normalize | normalize-sft | score | submit | infer | train | chat | convert | build-parts |
-demo."""
+"""``internvl`` command line: normalize | normalize-sft | score | submit | infer | train | train-plan | chat |
+convert | build-parts | demo.
+
+A known error (:func:`internvl.errors.is_known`: bad input, a wrong setting, a failed download,
+predictions that do not fit the data, a missing file) is one ``error:`` line and exit code 2; anything
+else is a bug and keeps its traceback. Benchmark names are the registry's names or any of their
+aliases, for every subcommand.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,38 @@ import json
 import sys
 from pathlib import Path
 
-from internvl.errors import DataError
+from internvl.errors import ConfigError, DataError, error_line, is_known
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str):
+    """The registry entry of a benchmark name or alias; an unknown name is a usage error, not a KeyError."""
+    from internvl.eval import registry
+
+    try:
+        return registry.resolve(name)
+    except KeyError:
+        raise ConfigError(f"unknown benchmark {name!r}; known: {', '.join(sorted(registry.BENCHMARKS))} "
+                          "(or one of their aliases, internvl/eval/registry.py)") from None
 
 
 def _normalize(a: argparse.Namespace) -> None:
-    from internvl.data.benchmarks import normalize, write_parquet
+    from internvl.data.benchmarks import NORMALIZERS, normalize, write_parquet
+    from internvl.download import explain_missing
 
-    table = normalize(a.split, Path(a.data_root))
+    bench = _bench(a.split)
+    if bench.name not in NORMALIZERS:
+        raise ConfigError(f"benchmark {bench.name!r} has no normalizer")
+    try:
+        table = normalize(bench.name, Path(a.data_root))
+    except DataError as exc:
+        sources = Path(a.sources) if a.sources else REPO / "config" / "sources.yaml"
+        if not sources.is_file():
+            raise
+        raise explain_missing(exc, {"data_root": a.data_root, "sources_file": str(sources)}, REPO) from None
     write_parquet(table, a.out)
-    print(f"{a.split}: {table.num_rows} rows -> {a.out}")
+    print(f"{bench.name}: {table.num_rows} rows -> {a.out}")
 
 
 def _normalize_sft(a: argparse.Namespace) -> None:
@@ -29,10 +58,10 @@ def _normalize_sft(a: argparse.Namespace) -> None:
 
 def _score(a: argparse.Namespace) -> None:
     from internvl.data.io import write_json_atomic
-    from internvl.eval import registry
+    from internvl.eval.metrics import PredictionMismatchError
     from internvl.eval.results import score_file
 
-    bench = registry.resolve(a.split)
+    bench = _bench(a.split)
     judge = None
     if a.judge_base_url or a.judge_model:
         from internvl.eval.judge import JudgeClient, JudgeConfig
@@ -41,18 +70,22 @@ def _score(a: argparse.Namespace) -> None:
             raise SystemExit("error: --judge-base-url and --judge-model go together")
         cfg = JudgeConfig(base_url=a.judge_base_url, model=a.judge_model, api_key_env=a.judge_api_key_env)
         judge = JudgeClient(cfg, Path(a.judge_cache) / f"{cfg.slug}.jsonl")
-    result = score_file(bench, a.data, a.predictions, judge=judge)
+    try:
+        result = score_file(bench, a.data, a.predictions, judge=judge)
+    except PredictionMismatchError as exc:  # predictions of another data file (or an unfinished run)
+        raise DataError(a.predictions, f"{exc}; the predictions do not fit {a.data}: run inference on it again "
+                        "(internvl infer)") from None
     write_json_atomic(a.out, result)
     print(json.dumps(result["metrics"], indent=1))
 
 
 def _submit(a: argparse.Namespace) -> None:
-    from internvl.eval import registry
     from internvl.eval.metrics import PredictionMismatchError
     from internvl.eval.submission import write_submission
 
+    bench = _bench(a.split)
     try:
-        summary = write_submission(registry.resolve(a.split), a.data, a.predictions, a.out)
+        summary = write_submission(bench, a.data, a.predictions, a.out)
     except DataError:
         raise
     except PredictionMismatchError as exc:  # unknown or missing ids: a server would score them as wrong
@@ -63,11 +96,11 @@ def _submit(a: argparse.Namespace) -> None:
 
 
 def _infer(a: argparse.Namespace) -> None:
-    from internvl.eval import registry
     from internvl.eval.infer import run_inference
 
-    stats = run_inference(a.checkpoint, a.data, a.data_root, registry.resolve(a.split), a.out, a.cache,
-                          batch_size=a.batch_size, dtype=a.dtype, device=a.device, workers=a.workers)
+    stats = run_inference(a.checkpoint, a.data, a.data_root, _bench(a.split), a.out, a.cache,
+                          batch_size=a.batch_size, shard_size=a.shard_size, dtype=a.dtype, device=a.device,
+                          workers=a.workers)
     print(json.dumps(stats))
 
 
@@ -128,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="internvl")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("normalize", help="raw benchmark split -> parquet")
-    p.add_argument("split")
+    p.add_argument("split", help="a benchmark name or alias (e.g. mmbench-dev-en or mmbench_dev)")
     p.add_argument("--data-root", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--sources", help="sources file naming where missing files come from (default: this "
+                                     "repository's config/sources.yaml)")
     p.set_defaults(fn=_normalize)
     p = sub.add_parser("normalize-sft", help="meta JSON + annotations -> parquet shards")
     p.add_argument("meta")
@@ -166,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--cache", default=".cache/internvl-infer")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--shard-size", type=int, default=64,
+                   help="questions per cached shard (a resumed run reuses finished shards of the same size)")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16 (or fp32, bf16, fp16)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes (one per GPU with --device cuda)")
     p.set_defaults(fn=_infer)
@@ -214,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         args.fn(args)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - known errors become one line; bugs keep their traceback
+        if not is_known(exc):
+            raise
+        print(error_line(exc), file=sys.stderr)
         return 2
     return 0
 

@@ -32,6 +32,10 @@ Tools that load the original format with ``trust_remote_code`` (VLMEvalKit, lmde
 the released ``configuration_*.py``/``modeling_*.py`` beside the weights: pass ``remote_code_from`` = a
 downloaded InternVL-Chat-V1-2 snapshot (sources.yaml ``internvl_chat_v1_2`` fetches its ``*.py``); the
 files are copied, never imported here.
+
+Weights are read from safetensors only, on both sides: a native directory with only pickle weights
+(``pytorch_model.bin``, ``*.pt``) is refused with :class:`PickleCheckpointError` before anything is
+loaded, as unpickling runs code from the file.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any
 
 import torch
 
+from internvl.errors import DataError
 from internvl.model import config as mcfg
 from internvl.model.checkpoint import _read_safetensors, hf_to_original, load_tokenizer, original_to_hf
 from internvl.model.conversation import IMG_CONTEXT_TOKEN
@@ -62,6 +67,26 @@ _PROJ_IN = ("model.multi_modal_projector.layer_norm.weight", "model.multi_modal_
 _PROJ_LIN = "model.multi_modal_projector.linear_1.weight"
 
 
+class PickleCheckpointError(DataError):
+    """A checkpoint directory holds pickle weights only; they are never unpickled here."""
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def require_safetensors(path: str | Path) -> None:
+    """Refuse a checkpoint directory without ``*.safetensors`` weights (before transformers could fall
+    back to unpickling ``pytorch_model.bin``)."""
+    path = Path(path)
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
+    what = f"only pickle weights ({', '.join(pickles)})" if pickles else "no *.safetensors weights"
+    raise PickleCheckpointError(path, f"{what}: only safetensors checkpoints are read (a pickle runs code when "
+                                      "loaded); convert them with a tool you trust, e.g. transformers' "
+                                      "save_pretrained(..., safe_serialization=True), then run again")
+
+
 def detect_format(path: str | Path) -> str:
     cfg_file = Path(path) / "config.json"
     if not cfg_file.exists():
@@ -71,7 +96,8 @@ def detect_format(path: str | Path) -> str:
         return "original"
     if cfg.get("model_type") == "internvl":
         return "native"
-    raise ValueError(f"{cfg_file}: model_type {cfg.get('model_type')!r} is neither internvl_chat nor internvl")
+    raise DataError(cfg_file, f"model_type {cfg.get('model_type')!r} is neither internvl_chat nor internvl",
+                    field="model_type")
 
 
 def transposed_input_weights(state: dict[str, torch.Tensor], downsample_ratio: float = 0.5) -> dict[str, torch.Tensor]:
@@ -135,10 +161,10 @@ def to_native(src: str | Path, dst: str | Path, layout: str = "v1") -> dict[str,
 
     src, dst = Path(src), Path(dst)
     if detect_format(src) != "original":
-        raise ValueError(f"{src}: not an original-format checkpoint")
+        raise DataError(src, "not an original-format checkpoint")
     cfg = json.loads((src / "config.json").read_text())
     if mcfg.ps_version(cfg) != "v1" and layout == "transposed-input":
-        raise ValueError(f"{src}: ps_version {mcfg.ps_version(cfg)!r}: nothing to transpose, use layout v1")
+        raise DataError(src, f"ps_version {mcfg.ps_version(cfg)!r}: nothing to transpose, use layout v1")
     tok = load_tokenizer(src)
     hf = native_config(cfg, tok.convert_tokens_to_ids(IMG_CONTEXT_TOKEN), layout)
     hf.ps_version = mcfg.ps_version(cfg) if layout == "v1" else "v2"
@@ -210,9 +236,10 @@ def to_original(src: str | Path, dst: str | Path, remote_code_from: str | Path |
 
     src, dst = Path(src), Path(dst)
     if detect_format(src) != "native":
-        raise ValueError(f"{src}: not a native InternVLForConditionalGeneration checkpoint")
+        raise DataError(src, "not a native InternVLForConditionalGeneration checkpoint")
+    require_safetensors(src)
     meta = _native_meta(src)
-    model = InternVLForConditionalGeneration.from_pretrained(str(src), dtype="auto")
+    model = InternVLForConditionalGeneration.from_pretrained(str(src), dtype="auto", use_safetensors=True)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     if meta.get("layout") == "transposed-input":
         state = transposed_input_weights(state, model.config.downsample_ratio)
@@ -256,6 +283,7 @@ def load_native(path: str | Path, dtype: torch.dtype | str | None = None, attn_i
     from internvl.model.modeling import InternVLChatModel
 
     path = Path(path)
+    require_safetensors(path)
     meta = _native_meta(path)
     hf = InternVLConfig.from_pretrained(str(path))
     hf.ps_version = getattr(hf, "ps_version", None) or "v2"
@@ -263,7 +291,7 @@ def load_native(path: str | Path, dtype: torch.dtype | str | None = None, attn_i
     if layout == "transposed-input":
         hf.ps_version = meta.get("original_ps_version", "v1")
     model = InternVLChatModel.from_pretrained(str(path), config=hf, dtype=dtype or "auto",
-                                              attn_implementation=attn_implementation)
+                                              attn_implementation=attn_implementation, use_safetensors=True)
     if layout == "transposed-input":
         with torch.no_grad():
             fixed = transposed_input_weights(model.state_dict(), hf.downsample_ratio)
@@ -280,9 +308,9 @@ def convert(src: str | Path, dst: str | Path, to: str | None = None, layout: str
     fmt = detect_format(src)
     to = to or ("native" if fmt == "original" else "original")
     if to == fmt:
-        raise ValueError(f"{src} is already in the {fmt} format")
+        raise DataError(src, f"already in the {fmt} format")
     if to == "native":
         if remote_code_from:
-            raise ValueError("remote_code_from applies to --to original only")
+            raise DataError(src, "--remote-code-from applies to --to original only")
         return to_native(src, dst, layout=layout)
     return to_original(src, dst, remote_code_from=remote_code_from)

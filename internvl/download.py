@@ -8,9 +8,14 @@ reproduce it (a changed upstream file is an error, not a silent replacement). A 
 given in the config is checked on the first download too. Delete the record to accept new content.
 
 HTTP: stdlib ``urllib`` only. A download goes to ``<dest>.part`` and is renamed onto ``dest`` only
-after it is complete and verified. An interrupted transfer resumes with a ``Range`` request, within
-the same call (retries with back-off) or on the next run; a server that ignores ``Range`` restarts
-from zero. Proxies come from the usual ``http(s)_proxy`` variables.
+after it is complete and verified. The validator of the version being fetched (its strong ``ETag``,
+else its ``Last-Modified``) is kept beside the part, in ``<dest>.part.validator.json``. An interrupted
+transfer resumes with a ``Range`` request carrying that validator in ``If-Range``, within the same call
+(retries with back-off) or on the next run: a server whose file changed since answers 200 with the
+whole new file, and the download restarts from zero; so does a part with no validator (nothing proves
+its bytes belong to the current file), a server that ignores ``Range``, and a 206 whose validator or
+total size differs from the recorded one. A host name that does not resolve fails at once (no network:
+retrying does not help). Proxies come from the usual ``http(s)_proxy`` variables.
 
 Hugging Face: through ``huggingface_hub``, so its own settings apply. ``HF_ENDPOINT`` points at a
 mirror, ``HF_TOKEN`` authenticates (gated repos), ``HF_HOME``/``HF_HUB_CACHE`` move the cache, and
@@ -21,9 +26,11 @@ and that commit is written to the record; later runs use the recorded commit, so
 never changes the files under an existing record. A 40-hex revision in the config pins it outright.
 
 Archives (zip, tar, tar.gz/bz2/xz) are extracted only after every member has been checked: absolute
-paths, drive letters, ``..`` components, links whose target leaves the extraction folder, and device
-files or FIFOs are refused with :class:`UnsafeArchiveError` before anything is written; symlinks are
-created last and re-checked against the real file system.
+paths, drive letters, ``..`` components, links whose target leaves the extraction folder, members
+under a link (or a file) of the same archive, and device files or FIFOs are refused with
+:class:`UnsafeArchiveError` before anything is written; symlinks are created last and re-checked
+against the real file system. A zip member's Unix mode counts only where the zip records one (see
+:func:`_zip_mode`); otherwise it is a plain file or folder.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import stat
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from internvl.errors import DataError
 from internvl.provenance import file_sha256
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,10 @@ class DownloadError(RuntimeError):
     """A source could not be fetched (network, HTTP status, offline mode, bad config)."""
 
 
+class NetworkError(DownloadError):
+    """The server could not be reached or gave up (no network, DNS, refused, repeated cuts, offline hub)."""
+
+
 class ChecksumError(DownloadError):
     """Size or sha256 of a file differs from the config or from its record."""
 
@@ -72,14 +85,16 @@ class UnsafeArchiveError(DownloadError):
 
 
 class ManualSourceError(DownloadError):
-    """A source that cannot be fetched automatically is not in place yet."""
+    """A source that cannot be fetched automatically is not in place yet. The message is one line:
+    "source 'x' is placed by hand: place <file> from <where> at <path> (access: ...); <instructions>"."""
 
     def __init__(self, name: str, dest: Path, where: str, instructions: str, access: str | None = None):
         self.name, self.dest = name, Path(dest)
-        how = f" ({access})" if access else ""
+        how = f" (access: {access})" if access else ""
+        what = Path(dest).name + ("/" if not Path(dest).suffix else "")
         super().__init__(
-            f"source {name!r} must be placed by hand: place it at {Path(dest).resolve()}; "
-            f"get it from {where}{how}. {instructions.strip()}"
+            f"source {name!r} is placed by hand: place {what} from {where} at {Path(dest).resolve()}{how}; "
+            + " ".join(instructions.split())
         )
 
 
@@ -118,16 +133,31 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check(path: Path, size: int | None, sha256: str | None, origin: str) -> tuple[int, str]:
-    """Size + sha256 of ``path``; ChecksumError if either differs from the expected values."""
+def _check(path: Path, size: int | None, sha256: str | None, origin: str,
+           dest: Path | None = None) -> tuple[int, str]:
+    """Size + sha256 of ``path``; ChecksumError if either differs from the expected values.
+
+    ``path`` may be a download in progress (``.part``, a staging copy) of ``dest``; the hint names the
+    file that holds the expectation: the pin in config/sources.yaml, or ``dest``'s record."""
+    dest = dest or path
     got_size = path.stat().st_size
-    fix = (f"The upstream file changed or the copy is corrupt. To accept new content on purpose, delete "
-           f"{record_path(path)} (and the sha256/size pinned in config/sources.yaml, if any).")
+    if "config/sources.yaml" in origin:
+        fix = ("The upstream file changed or the transfer is corrupt: run again to re-download; if upstream "
+               "really changed, check the new file and update its sha256/size in config/sources.yaml.")
+    elif record_path(dest).exists() and dest.exists() and path == dest:
+        fix = (f"The upstream file changed or the copy is corrupt: delete {dest} to download it again, or "
+               f"delete {record_path(dest)} to accept the new content on purpose.")
+    elif record_path(dest).exists():
+        fix = (f"The upstream file is not the one recorded: delete {record_path(dest)} to accept the new "
+               "content on purpose.")
+    else:
+        fix = f"Delete {dest} and run again."
+    what = dest if path == dest else f"the download of {dest}"
     if size is not None and got_size != int(size):
-        raise ChecksumError(f"checksum mismatch: {path} has {got_size} bytes, expected {size} ({origin}). {fix}")
+        raise ChecksumError(f"checksum mismatch: {what} has {got_size} bytes, expected {size} ({origin}). {fix}")
     got = file_sha256(path)
     if sha256 is not None and got != sha256.lower():
-        raise ChecksumError(f"checksum mismatch: {path} has sha256 {got}, expected {sha256} ({origin}). {fix}")
+        raise ChecksumError(f"checksum mismatch: {what} has sha256 {got}, expected {sha256} ({origin}). {fix}")
     return got_size, got
 
 
@@ -139,7 +169,7 @@ def verify_file(dest: str | Path) -> dict[str, Any]:
         raise DownloadError(f"{dest}: no record {record_path(dest).name} to verify against")
     if not dest.exists():
         raise DownloadError(f"{dest}: missing (recorded {rec.get('recorded')})")
-    _check(dest, rec.get("size"), rec.get("sha256"), f"recorded in {record_path(dest)}")
+    _check(dest, rec.get("size"), rec.get("sha256"), f"recorded in {record_path(dest)}", dest)
     return rec
 
 
@@ -157,7 +187,7 @@ def _expected(dest: Path, sha256: str | None, size: int | None) -> tuple[dict | 
 def _adopt_or_verify(dest: Path, sha256: str | None, size: int | None, meta: Mapping[str, Any]) -> dict[str, Any]:
     """``dest`` exists: verify it against config/record, or record it when nothing is known yet."""
     rec, exp_sha, exp_size, origin = _expected(dest, sha256, size)
-    got_size, got_sha = _check(dest, exp_size, exp_sha, origin or "nothing recorded")
+    got_size, got_sha = _check(dest, exp_size, exp_sha, origin or "nothing recorded", dest)
     if rec is None:
         rec = {**meta, "size": got_size, "sha256": got_sha, "recorded": _now()}
         write_record(dest, rec)
@@ -172,43 +202,88 @@ def _adopt_or_verify(dest: Path, sha256: str | None, size: int | None, meta: Map
 _RETRYABLE = (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError, TimeoutError,
               socket.timeout)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+VALIDATOR_SUFFIX = ".validator.json"
 
 
-def _open(url: str, offset: int, timeout: float):
+def validator_path(part: str | Path) -> Path:
+    """Where the validator of a download in progress lives: ``<dest>.part.validator.json``."""
+    part = Path(part)
+    return part.with_name(part.name + VALIDATOR_SUFFIX)
+
+
+def _validator(headers: Any) -> dict[str, Any]:
+    """The response's validator for If-Range: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return {"etag": etag}
+    modified = headers.get("Last-Modified")
+    return {"last_modified": modified} if modified else {}
+
+
+def _read_validator(part: Path) -> dict[str, Any]:
+    try:
+        return json.loads(validator_path(part).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _restart(part: Path, url: str, why: str) -> None:
+    log.warning("%s: %s; restarting from byte 0", url, why)
+    part.unlink(missing_ok=True)
+    validator_path(part).unlink(missing_ok=True)
+
+
+def _open(url: str, offset: int, timeout: float, if_range: str | None = None):
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if if_range:
+            headers["If-Range"] = if_range
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _transfer(url: str, part: Path, timeout: float) -> int | None:
-    """One request, appending to ``part`` from its current size. Returns the total size if known."""
+    """One request, appending to ``part`` from its current size. Returns the total size if known.
+
+    A part is only continued under the validator recorded when it began: the request carries it in
+    ``If-Range``, and a 206 that names another version (or another total size) is not appended to."""
     offset = part.stat().st_size if part.exists() else 0
+    kept = _read_validator(part) if offset else {}
+    if offset and not (kept.get("etag") or kept.get("last_modified")):
+        _restart(part, url, f"{offset} bytes kept in {part} but no validator recorded for them")
+        offset, kept = 0, {}
     try:
-        resp = _open(url, offset, timeout)
+        resp = _open(url, offset, timeout, kept.get("etag") or kept.get("last_modified"))
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # nothing left to send: either complete or garbage beyond the end
             m = re.search(r"/(\d+)\s*$", exc.headers.get("Content-Range", ""))
             total = int(m.group(1)) if m else None
-            if total == offset:
+            if total == offset and total == kept.get("total", total):
                 return total
-            part.unlink()
-            raise ConnectionError(f"range not satisfiable at {offset} (server size {total}); restarting") from exc
+            _restart(part, url, f"range not satisfiable at {offset} (server size {total})")
+            raise ConnectionError(f"range not satisfiable at {offset} (server size {total})") from exc
         raise
     with resp:
         total: int | None = None
+        now = _validator(resp.headers)
         if resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != offset:
                 raise DownloadError(f"{url}: bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}")
             total = None if m.group(3) == "*" else int(m.group(3))
+            changed = [k for k in ("etag", "last_modified") if k in kept and now.get(k) not in (None, kept[k])]
+            if changed or (kept.get("total") is not None and total is not None and total != kept["total"]):
+                _restart(part, url, f"the server sent a range of another version ({changed or 'size'} changed)")
+                raise ConnectionError("range of another version")  # retried at once from byte 0
             mode = "ab"
         else:
             if offset:
-                log.warning("%s: server ignored the Range request; restarting from byte 0", url)
+                log.warning("%s: the server sent the whole file (it changed upstream since %s, or the server "
+                            "ignores Range); restarting from byte 0", url, kept)
             length = resp.headers.get("Content-Length")
             total = int(length) if length is not None else None
             mode = "wb"
+            _write_json_atomic(validator_path(part), {**now, "url": url, "total": total})
         with open(part, mode) as fh:
             while chunk := resp.read(_CHUNK):
                 fh.write(chunk)
@@ -216,9 +291,13 @@ def _transfer(url: str, part: Path, timeout: float) -> int | None:
     if total is not None and have < total:
         raise http.client.IncompleteRead(b"", total - have)
     if total is not None and have > total:
-        part.unlink()
+        _restart(part, url, f"received {have} bytes but the server announced {total}")
         raise DownloadError(f"{url}: received {have} bytes but the server announced {total}")
     return total
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    return isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, socket.gaierror)
 
 
 def http_download(url: str, part: Path, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0) -> int:
@@ -234,11 +313,15 @@ def http_download(url: str, part: Path, retries: int = 5, timeout: float = 60.0,
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             why = f"HTTP {exc.code}"
         except (*_RETRYABLE, urllib.error.URLError) as exc:
+            if _unresolvable(exc):
+                host = urllib.parse.urlsplit(url).hostname
+                raise NetworkError(f"{url}: cannot resolve host {host} ({exc.reason}): no network access "
+                                   "from this machine?") from None
             if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, (OSError, TimeoutError)):
-                raise DownloadError(f"{url}: {exc.reason}") from exc
+                raise NetworkError(f"{url}: {exc.reason}") from exc
             if attempt >= retries:
                 have = part.stat().st_size if part.exists() else 0
-                raise DownloadError(
+                raise NetworkError(
                     f"{url}: gave up after {retries + 1} attempts ({exc!r}); {have} bytes kept in {part}, "
                     "the next run resumes from there"
                 ) from exc
@@ -261,11 +344,13 @@ def fetch_url(url: str, dest: str | Path, sha256: str | None = None, size: int |
     log.info("downloading %s -> %s", url, dest)
     http_download(url, part, retries=retries, timeout=timeout, backoff=backoff)
     try:
-        got_size, got_sha = _check(part, exp_size, exp_sha, origin or "nothing recorded")
+        got_size, got_sha = _check(part, exp_size, exp_sha, origin or "nothing recorded", dest)
     except ChecksumError:
         part.unlink(missing_ok=True)  # a resumed copy of the wrong file is worthless
+        validator_path(part).unlink(missing_ok=True)
         raise
     os.replace(part, dest)
+    validator_path(part).unlink(missing_ok=True)
     if rec is None:
         rec = {**meta, "size": got_size, "sha256": got_sha, "recorded": _now()}
         write_record(dest, rec)
@@ -312,22 +397,52 @@ class _Member:
     ref: Any  # ZipInfo or TarInfo
 
 
+def _zip_mode(info: zipfile.ZipInfo) -> int:
+    """The Unix file type and mode of a zip member, or 0 where the zip does not carry one.
+
+    Only a zip made on Unix (``create_system`` 3) stores ``st_mode`` in the high bits of
+    ``external_attr``, and even then the type bits may be missing: Python's ``writestr`` stores 0o600
+    (or 0) without ``S_IFREG``. Such members are plain files or folders (by the trailing slash)."""
+    mode = info.external_attr >> 16
+    return mode if info.create_system == 3 and stat.S_IFMT(mode) else 0
+
+
 def _scan_zip(zf: zipfile.ZipFile, archive: Path) -> list[_Member]:
     out = []
     for info in zf.infolist():
         name = _clean_name(info.filename, archive)
-        mode = info.external_attr >> 16
+        mode = _zip_mode(info)
         if stat.S_ISLNK(mode):
             target = zf.read(info).decode("utf-8", "surrogateescape")
             _link_inside(name, target, archive, "symlink")
             out.append(_Member(name, "symlink", target, info))
         elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a device file or FIFO")
-        elif info.is_dir():
+        elif info.is_dir() or stat.S_ISDIR(mode):
             out.append(_Member(name, "dir", None, info))
         else:
             out.append(_Member(name, "file", None, info))
     return out
+
+
+def _check_layout(members: list[_Member], archive: Path) -> None:
+    """Refuse a member that lies under another member that is a link or a file (``d`` -> ``sub``, then
+    ``d/x``), before anything is written: through the link it would land elsewhere, and creating the
+    link after the folder fails half-way."""
+    links = {m.name for m in members if m.kind == "symlink"}
+    files = {m.name for m in members if m.kind in ("file", "hardlink")}
+    for m in members:
+        parts = m.name.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in links:
+                raise UnsafeArchiveError(f"{archive}: member {m.name!r} lies under the link {prefix!r} of the same archive")
+            if prefix in files:
+                raise UnsafeArchiveError(f"{archive}: member {m.name!r} lies under {prefix!r}, which is a file")
+    dirs = {m.name for m in members if m.kind == "dir"}
+    clash = sorted(links & (dirs | files))
+    if clash:
+        raise UnsafeArchiveError(f"{archive}: {clash[0]!r} is both a link and a folder or file")
 
 
 def _scan_tar(tf: tarfile.TarFile, archive: Path) -> list[_Member]:
@@ -370,6 +485,7 @@ def safe_extract(archive: str | Path, into: str | Path, fmt: str | None = None) 
     opener: Callable[[], Any] = (lambda: zipfile.ZipFile(archive)) if fmt == "zip" else (lambda: tarfile.open(archive))
     with opener() as ar:
         members = _scan_zip(ar, archive) if fmt == "zip" else _scan_tar(ar, archive)
+        _check_layout(members, archive)
         links = []
         for m in members:
             dest = into / m.name if m.name else into
@@ -397,7 +513,7 @@ def safe_extract(archive: str | Path, into: str | Path, fmt: str | None = None) 
                 with src_fh, open(tmp, "wb") as out:
                     shutil.copyfileobj(src_fh, out, _CHUNK)
                 os.replace(tmp, dest)
-                mode = (m.ref.external_attr >> 16) if fmt == "zip" else m.ref.mode
+                mode = _zip_mode(m.ref) if fmt == "zip" else m.ref.mode
                 if mode & 0o111:
                     os.chmod(dest, 0o755)
         for m in links:
@@ -425,16 +541,23 @@ def _offline() -> bool:
 def _hf_error(repo_id: str, revision: str, exc: Exception) -> DownloadError:
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if _offline():
-        return DownloadError(
+        return NetworkError(
             f"{repo_id}@{revision}: HF_HUB_OFFLINE=1 and the files are not in the local cache "
             f"({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}). "
             "Run once with network access (HF_ENDPOINT may point at a mirror), or copy a cache that has them."
         )
-    return DownloadError(f"{repo_id}@{revision}: download from {endpoint} failed: {type(exc).__name__}: {exc}")
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return NetworkError(f"{repo_id}@{revision}: download from {endpoint} failed: {why}; run it where {endpoint} is "
+                        "reachable (HF_ENDPOINT may point at a mirror, HF_TOKEN for gated repos), or with "
+                        "HF_HUB_OFFLINE=1 and a Hugging Face cache (HF_HOME) that has the files")
 
 
-def resolve_revision(repo_id: str, revision: str, repo_type: str | None, recorded: str | None) -> str:
-    """Commit to download: the record's, a 40-hex config pin, or the branch resolved now (online)."""
+def resolve_revision(repo_id: str, revision: str, repo_type: str | None, recorded: str | None,
+                     pin_hint: str = "config/sources.yaml") -> str:
+    """Commit to download: the record's, a 40-hex config pin, or the branch resolved now (online).
+
+    ``pin_hint`` says where the revision is configured (the source entry, or a hub model's
+    ``revision`` in config/config.yaml), so the offline error points at the right file."""
     if recorded:
         if _SHA_RE.match(revision) and revision != recorded:
             raise DownloadError(
@@ -445,9 +568,9 @@ def resolve_revision(repo_id: str, revision: str, repo_type: str | None, recorde
     if _SHA_RE.match(revision):
         return revision
     if _offline():
-        raise DownloadError(
+        raise NetworkError(
             f"{repo_id}@{revision}: HF_HUB_OFFLINE=1 and nothing recorded, so the branch {revision!r} cannot be "
-            "resolved to a commit; pin a 40-hex revision in config/sources.yaml or run once online"
+            f"resolved to a commit; pin a 40-hex revision ({pin_hint}) or run once online"
         )
     from huggingface_hub import HfApi
 
@@ -469,11 +592,11 @@ def _file_table(folder: Path) -> dict[str, dict[str, Any]]:
 
 def fetch_hf_snapshot(repo_id: str, revision: str, dest: str | Path, *, repo_type: str | None = None,
                       allow_patterns: list[str] | None = None, name: str | None = None,
-                      verify: bool = True) -> dict[str, Any]:
+                      verify: bool = True, pin_hint: str = "config/sources.yaml") -> dict[str, Any]:
     """Snapshot of a hub repo into ``dest`` at a pinned commit; record per-file size + sha256."""
     dest = Path(dest)
     rec = read_record(dest)
-    commit = resolve_revision(repo_id, revision, repo_type, (rec or {}).get("commit"))
+    commit = resolve_revision(repo_id, revision, repo_type, (rec or {}).get("commit"), pin_hint)
     if rec and dest.is_dir():
         if verify:
             got = _file_table(dest)
@@ -508,11 +631,14 @@ def fetch_hf_file(repo_id: str, filename: str, revision: str, dest: str | Path, 
     """One file of a hub repo, saved as ``dest`` (any name), with the same record rules as a URL."""
     dest = Path(dest)
     rec = read_record(dest)
+    if dest.exists():  # downloaded before, or placed by hand (then the commit is unknown unless pinned)
+        commit = (rec or {}).get("commit") or (revision if _SHA_RE.match(revision) else None)
+        meta = {"source": name, "repo_id": repo_id, "repo_type": repo_type or "model", "filename": filename,
+                "revision": revision, "commit": commit}
+        return _adopt_or_verify(dest, sha256, size, meta)
     commit = resolve_revision(repo_id, revision, repo_type, (rec or {}).get("commit"))
     meta = {"source": name, "repo_id": repo_id, "repo_type": repo_type or "model", "filename": filename,
             "revision": revision, "commit": commit}
-    if dest.exists():
-        return _adopt_or_verify(dest, sha256, size, meta)
     rec, exp_sha, exp_size, origin = _expected(dest, sha256, size)
     from huggingface_hub import hf_hub_download
 
@@ -522,7 +648,7 @@ def fetch_hf_file(repo_id: str, filename: str, revision: str, dest: str | Path, 
     except Exception as exc:
         raise _hf_error(repo_id, commit, exc) from exc
     try:
-        got_size, got_sha = _check(Path(got), exp_size, exp_sha, origin or "nothing recorded")
+        got_size, got_sha = _check(Path(got), exp_size, exp_sha, origin or "nothing recorded", dest)
         os.replace(got, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -604,6 +730,23 @@ def _dest(entry: Mapping[str, Any], roots: Mapping[str, str]) -> Path:
 def fetch_source(name: str, entry: Mapping[str, Any], roots: Mapping[str, str],
                  **http: Any) -> dict[str, Any]:
     """Bring one source in place (download/verify, extract, link); returns a summary for the stamp."""
+    try:
+        return _fetch_source(name, entry, roots, **http)
+    except ManualSourceError:
+        raise
+    except NetworkError as exc:
+        dest = _dest(entry, roots).resolve()
+        fix = ("" if entry["kind"] == "hf" else
+               f"; run the download where the network is reachable, or fetch the file yourself and place it at "
+               f"{dest} (it is then recorded and verified)")
+        raise type(exc)(f"source {name!r}: {str(exc).rstrip('.')}{fix}") from None
+    except DownloadError as exc:
+        if f"source {name!r}" in str(exc):
+            raise
+        raise type(exc)(f"source {name!r}: {exc}") from None
+
+
+def _fetch_source(name: str, entry: Mapping[str, Any], roots: Mapping[str, str], **http: Any) -> dict[str, Any]:
     kind, dest = entry["kind"], _dest(entry, roots)
     summary: dict[str, Any] = {"source": name, "kind": kind, "dest": str(dest)}
     if kind == "url":
@@ -650,3 +793,57 @@ def fetch_sources(names: Iterable[str], doc: Mapping[str, Any], roots: Mapping[s
     roots = roots or doc["roots"]
     return [fetch_source(n, doc["sources"][n], roots, **http) for n in names]
 
+
+
+# --- which source a file comes from ---------------------------------------------------------------
+
+
+def source_roots(doc: Mapping[str, Any], data_root: str | Path) -> dict[str, str]:
+    """The roots of a sources document with ``data`` at the config's ``data_root`` (as download.smk)."""
+    return dict(doc["roots"], data=str(data_root))
+
+
+def sources_providing(path: str | Path, doc: Mapping[str, Any], roots: Mapping[str, str]) -> list[str]:
+    """Names of the sources whose files include ``path``: the destination itself, anything under a
+    folder destination, the archive's extraction folder or one of its ``check`` paths."""
+    target = os.path.normpath(os.path.abspath(path))
+    out = []
+    for name, e in doc["sources"].items():
+        root = Path(roots[e["root"]])
+        places = [root / e["dest"], *(root / c for c in e.get("check") or [])]
+        for place in places:
+            p = os.path.normpath(os.path.abspath(place))
+            if target == p or target.startswith(p + os.sep):
+                out.append(name)
+                break
+    return out
+
+
+def missing_file_hint(path: str | Path, sources_file: str | Path, data_root: str | Path,
+                      state_dir: str | Path | None = None) -> str | None:
+    """How to get a missing input ``path``: the source that provides it and the command that fetches it
+    (or, for a manual source, where to place it); None when no source provides it."""
+    doc = load_sources(sources_file)
+    roots = source_roots(doc, data_root)
+    names = sources_providing(path, doc, roots)
+    if not names:
+        return None
+    state = Path(state_dir) if state_dir is not None else Path(data_root) / ".sources"
+    name = names[0]
+    stamp = state / f"{name}.json"
+    e = doc["sources"][name]
+    if stamp.exists():
+        return (f"it comes from source {name!r} ({sources_file}), whose stamp {stamp} exists: the file was moved or "
+                f"deleted since, or the source's layout differs; delete {stamp} and run again")
+    if e["kind"] == "manual":
+        return str(ManualSourceError(name, _dest(e, roots), e["where"], e["instructions"], e.get("access")))
+    return f"it comes from source {name!r} ({sources_file}): fetch it with `snakemake --cores 1 {stamp}`"
+
+
+def explain_missing(exc: DataError, config: Mapping[str, Any], repo: str | Path) -> DataError:
+    """``exc`` with the source that provides its file when that file is missing (a real run's config;
+    the demo writes its own files): the error then says which command fetches it."""
+    if "demo" in config or Path(exc.path).exists():
+        return exc
+    sources = Path(repo, config.get("sources_file", "config/sources.yaml"))
+    return exc.with_hint(missing_file_hint(exc.path, sources, config["data_root"]))

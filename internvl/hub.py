@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 ALLOW = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.jinja"]
 
 
-def download_checkpoint(repo_id: str, revision: str, out: str | Path, hash_out: str | Path | None = None) -> str:
-    """The same snapshot path as the data sources: the resolved commit and per-file sha256 are recorded."""
+def download_checkpoint(repo_id: str, revision: str, out: str | Path, hash_out: str | Path | None = None,
+                        pin_hint: str = "the model's revision in the config") -> str:
+    """The same snapshot path as the data sources: the resolved commit and per-file sha256 are recorded.
+
+    ``pin_hint`` names where the revision is set (a hub model of config/config.yaml), for the offline error."""
     from internvl.download import fetch_hf_snapshot
 
     out = Path(out)
-    fetch_hf_snapshot(repo_id, revision, out, allow_patterns=ALLOW, name=repo_id)
+    fetch_hf_snapshot(repo_id, revision, out, allow_patterns=ALLOW, name=repo_id, pin_hint=pin_hint)
     if not any(out.glob("*.safetensors")):
         raise FileNotFoundError(f"{repo_id}@{revision}: no safetensors weights (pickle checkpoints are not loaded)")
     digest = checkpoint_hash(out)

@@ -150,3 +150,22 @@ def test_our_sft_checkpoints_are_original_format_and_convert(fixture_dir, tmp_pa
     cv.convert(tmp_path / "nat", tmp_path / "back")
     assert (tmp_path / "back/model.safetensors").read_bytes() == (tmp_path / "sft/model.safetensors").read_bytes()
     assert json.loads((tmp_path / "back/config.json").read_text()) == cfg
+
+
+def test_a_native_pickle_checkpoint_is_refused_without_unpickling(conv, tmp_path, monkeypatch):
+    """Fault 5: a native directory holding pytorch_model.bin was unpickled (the README promises no pickle)."""
+    src = tmp_path / "native_bin"
+    shutil.copytree(conv / "native_v1", src)
+    state = load_file(src / "model.safetensors")
+    for f in src.glob("*.safetensors*"):
+        f.unlink()
+    torch.save(state, src / "pytorch_model.bin")
+    calls = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for fn in (lambda: cv.convert(src, tmp_path / "out"), lambda: cv.load_native(src)):
+        with pytest.raises(cv.PickleCheckpointError, match="pytorch_model.bin") as err:
+            fn()
+        assert "safetensors" in str(err.value)
+    assert calls == [] and not (tmp_path / "out").exists()
+    assert cli_main(["convert", str(src), str(tmp_path / "out2")]) == 2  # one error: line, no traceback

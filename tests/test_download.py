@@ -29,7 +29,19 @@ class _State:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, list[int]] = {}  # path -> byte counts at which to drop the connection, one per request
         self.ignore_range = False
+        self.validators = {"etag", "last_modified"}  # which validators the server sends
+        self.honor_if_range = True  # False: a broken server that sends the range whatever If-Range says
+        self.mtime: dict[str, str] = {}  # path -> Last-Modified (default: derived from the content)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.if_range: list[str | None] = []  # the If-Range header of each request
+
+    def etag(self, body: bytes) -> str:
+        return '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+
+    def last_modified(self, path: str, body: bytes) -> str:
+        # a distinct, valid HTTP date per content (the day of the year from the hash)
+        day = 1 + hashlib.sha256(body).digest()[0] % 28
+        return self.mtime.get(path, f"Mon, {day:02d} Jan 2024 00:00:00 GMT")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.state
         path = self.path.split("?")[0]
         st.requests.append((self.command, path, self.headers.get("Range")))
+        st.if_range.append(self.headers.get("If-Range"))
         m = re.match(r"^/hf/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$", path)
         body = st.files.get(m.group("file") if m else path)
         if body is None:
@@ -52,6 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start = 0
         rng = self.headers.get("Range")
+        etag, modified = st.etag(body), st.last_modified(path, body)
+        cond = self.headers.get("If-Range")
+        if rng and cond and st.honor_if_range and cond not in (etag, modified):
+            rng = None  # RFC 9110 13.1.5: the representation changed, send all of it
         if rng and not st.ignore_range:
             start = int(re.match(r"bytes=(\d+)-", rng).group(1))
             if start >= len(body):
@@ -69,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
         if m:  # just enough of the hub's resolve endpoint for huggingface_hub
             self.send_header("ETag", '"' + hashlib.sha256(body).hexdigest() + '"')
             self.send_header("X-Repo-Commit", COMMIT)
+        else:
+            if "etag" in st.validators:
+                self.send_header("ETag", etag)
+            if "last_modified" in st.validators:
+                self.send_header("Last-Modified", modified)
         self.end_headers()
         if head:
             return
@@ -149,6 +171,7 @@ def test_complete_part_file_is_finished_without_refetching(server, tmp_path):
     server.files["/done.bin"] = body
     dest = tmp_path / "done.bin"
     dest.with_name("done.bin.part").write_bytes(body)  # e.g. killed between the last byte and the rename
+    dl.validator_path(dest.with_name("done.bin.part")).write_text(json.dumps({"etag": server.etag(body)}))
     dl.fetch_url(server.base + "/done.bin", dest, **FAST)
     assert dest.read_bytes() == body and server.requests == [("GET", "/done.bin", "bytes=10000-")]  # a 416
 
@@ -161,6 +184,86 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     dest = tmp_path / "r.bin"
     dl.fetch_url(server.base + "/r.bin", dest, **FAST)
     assert dest.read_bytes() == body
+
+
+def _cut_then_change(server, tmp_path, name: str) -> tuple[Path, bytes, bytes, str]:
+    """A first run cut mid-file, then the upstream file replaced by another of the same size."""
+    old, new = _blob(1_200_000, seed=10), _blob(1_200_000, seed=11)
+    server.files[name] = old
+    server.cut[name] = [500_000]
+    dest = tmp_path / name.strip("/")
+    with pytest.raises(dl.DownloadError, match="next run resumes"):
+        dl.fetch_url(server.base + name, dest, retries=0, backoff=0.0)
+    assert 0 < dest.with_name(dest.name + ".part").stat().st_size < len(old)
+    validator = server.etag(old)
+    server.files[name] = new
+    return dest, old, new, validator
+
+
+def test_resume_after_the_file_changed_upstream_restarts_from_zero(server, tmp_path):
+    """Fault 2: a Range request without a validator spliced the old head onto the new tail."""
+    dest, old, new, etag = _cut_then_change(server, tmp_path, "/changed.bin")
+    rec = dl.fetch_url(server.base + "/changed.bin", dest, **FAST)
+    assert dest.read_bytes() == new  # not old[:cut] + new[cut:]
+    assert rec["sha256"] == hashlib.sha256(new).hexdigest()
+    assert server.if_range[-1] == etag  # the resumed request named the version the .part began with
+    assert server.requests[-1][2] is not None  # it did ask for a range; the server answered 200 (changed)
+    assert not dest.with_name("changed.bin.part").exists()
+    assert not dl.validator_path(dest.with_name("changed.bin.part")).exists()
+
+
+def test_resume_uses_last_modified_without_an_etag(server, tmp_path):
+    server.validators = {"last_modified"}
+    dest, old, new, _ = _cut_then_change(server, tmp_path, "/lm.bin")
+    stamp = server.last_modified("/lm.bin", old)
+    server.mtime["/lm.bin"] = "Tue, 02 Jul 2024 10:00:00 GMT"  # the new file's date
+    dl.fetch_url(server.base + "/lm.bin", dest, **FAST)
+    assert dest.read_bytes() == new and server.if_range[-1] == stamp
+
+
+def test_resume_refuses_a_range_of_another_version(server, tmp_path):
+    """A server that ignores If-Range and sends 206 with a new ETag: the part is dropped, not spliced."""
+    server.honor_if_range = False
+    dest, _, new, _ = _cut_then_change(server, tmp_path, "/liar.bin")
+    dl.fetch_url(server.base + "/liar.bin", dest, **FAST)
+    assert dest.read_bytes() == new
+    assert server.requests[-1][2] is None  # the last request restarted from byte 0
+
+
+def test_part_without_a_validator_is_not_resumed(server, tmp_path):
+    """No ETag or Last-Modified: nothing proves the bytes kept belong to the same file, so start over."""
+    server.validators = set()
+    dest, _, new, _ = _cut_then_change(server, tmp_path, "/novalidator.bin")
+    dl.fetch_url(server.base + "/novalidator.bin", dest, **FAST)
+    assert dest.read_bytes() == new and server.requests[-1][2] is None
+
+
+def test_checksum_hints_name_files_that_exist(server, tmp_path):
+    """Fault 7: the mismatch hint named '<dest>.part.sha256.json', a file that never exists."""
+    server.files["/h.txt"] = b"first\n"
+    dest = tmp_path / "h.txt"
+    dl.fetch_url(server.base + "/h.txt", dest, **FAST)
+    dest.unlink()
+    server.files["/h.txt"] = b"second\n"
+    with pytest.raises(dl.ChecksumError) as err:
+        dl.fetch_url(server.base + "/h.txt", dest, **FAST)
+    named = re.findall(r"(/\S+?\.sha256\.json)", str(err.value))
+    assert named and all(Path(p).exists() for p in named), str(err.value)
+    assert ".part" not in str(err.value)
+    # a pinned checksum: the hint is the pin in config/sources.yaml, not a record that was never written
+    with pytest.raises(dl.ChecksumError) as err:
+        dl.fetch_url(server.base + "/h.txt", tmp_path / "pinned.txt", sha256="0" * 64, **FAST)
+    assert "config/sources.yaml" in str(err.value) and ".sha256.json" not in str(err.value)
+
+
+def test_unresolvable_host_fails_at_once_with_the_fix(tmp_path):
+    """No network: one clear error naming the source, the URL's host and what to do, without retries."""
+    entry = {"kind": "url", "root": "data", "dest": "mmbench/x.tsv", "url": "http://no-such-host.invalid/x.tsv"}
+    with pytest.raises(dl.DownloadError) as err:
+        dl.fetch_source("mmbench_x", entry, {"data": str(tmp_path)}, retries=5, backoff=10.0)
+    msg = str(err.value)
+    assert "\n" not in msg and "mmbench_x" in msg and "no-such-host.invalid" in msg
+    assert str((tmp_path / "mmbench/x.tsv").resolve()) in msg  # where to place the file by hand
 
 
 def test_checksum_mismatch_on_second_run(server, tmp_path):
@@ -282,6 +385,54 @@ def test_safe_archives_extract(tmp_path):
     assert (tmp_path / "t/d/hard").read_bytes() == b"B" and (tmp_path / "t/d/s").read_bytes() == b"B"
 
 
+def test_zip_written_by_python_writestr_extracts(tmp_path):
+    """Fault 3: zipfile.writestr gives mode 0o600 without a file type (or 0, or a DOS zip); all are files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("plain/a.txt", b"A")  # external_attr = 0o600 << 16: no S_IFREG bits
+        zf.writestr(zipfile.ZipInfo("plain/b.txt"), b"B")  # external_attr = 0
+        dos = zipfile.ZipInfo("plain/c.txt")
+        dos.create_system, dos.external_attr = 0, 0x20  # MS-DOS "archive" attribute
+        zf.writestr(dos, b"C")
+        zf.writestr("plain/sub/", b"")
+    z = tmp_path / "py.zip"
+    z.write_bytes(buf.getvalue())
+    dl.safe_extract(z, tmp_path / "out")
+    assert [(tmp_path / "out/plain" / n).read_bytes() for n in ("a.txt", "b.txt", "c.txt")] == [b"A", b"B", b"C"]
+    assert (tmp_path / "out/plain/sub").is_dir()
+
+
+def _zip_fifo() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("fifo")
+        info.create_system, info.external_attr = 3, (0o010644 << 16)
+        zf.writestr(info, b"")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar"])
+def test_member_under_a_linked_directory_is_refused_before_writing(fmt, tmp_path):
+    """Fault 3: a symlinked folder, then a file under it: refused cleanly, not a FileExistsError halfway."""
+    if fmt == "zip":
+        data = _zip([("sub/", None, None), ("ok.txt", b"ok", None), ("d", None, "sub"), ("d/x.txt", b"x", None)])
+    else:
+        data = _tar([("ok.txt", b"ok"), _link("d", "sub"), ("d/x.txt", b"x")])
+    archive = tmp_path / f"linkdir.{'zip' if fmt == 'zip' else 'tar.gz'}"
+    archive.write_bytes(data)
+    into = tmp_path / "into"
+    with pytest.raises(dl.UnsafeArchiveError, match="under the link"):
+        dl.safe_extract(archive, into)
+    assert not any(into.iterdir())  # nothing written
+
+
+def test_zip_fifo_is_still_refused(tmp_path):
+    z = tmp_path / "fifo.zip"
+    z.write_bytes(_zip_fifo())
+    with pytest.raises(dl.UnsafeArchiveError, match="device"):
+        dl.safe_extract(z, tmp_path / "o")
+
+
 def test_fetch_source_downloads_and_refuses_zip_slip(server, tmp_path):
     server.files["/good.zip"] = _zip([("imgs/1.jpg", b"jpg", None)])
     server.files["/slip.zip"] = UNSAFE["zip_slip"][1]
@@ -307,7 +458,8 @@ def test_manual_source_error_says_what_to_do(tmp_path):
         dl.fetch_source("dvqa_images", entry, roots)
     msg = str(err.value)
     assert "dvqa_images" in msg and str((tmp_path / "data/dvqa/images.zip").resolve()) in msg
-    assert "place it at" in msg and "drive.google.com" in msg and "Google Drive" in msg
+    assert "place images.zip from https://drive.google.com/file/d/XYZ/view at " in msg and "Google Drive" in msg
+    assert "\n" not in msg
     (tmp_path / "data/dvqa").mkdir(parents=True)
     (tmp_path / "data/dvqa/images.zip").write_bytes(_zip([("images/a.png", b"png", None)]))
     out = dl.fetch_source("dvqa_images", dict(entry, extract={}), roots)
@@ -383,3 +535,19 @@ except dl.DownloadError as exc:
     out = _run_py(code, {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "ERR" in out.stdout and "HF_HUB_OFFLINE=1" in out.stdout, out.stdout + out.stderr
     assert not (tmp_path / "ckpt" / "model.safetensors").exists()
+
+
+def test_offline_hub_model_hint_points_at_the_config_that_defines_it(tmp_path):
+    """Fault 7: a hub model of config/config.yaml was told to pin its revision in config/sources.yaml."""
+    code = f"""
+from internvl import download as dl
+from internvl.hub import download_checkpoint
+try:
+    download_checkpoint("OpenGVLab/InternVL-Chat-V1-2", "main", r"{tmp_path}/ckpt",
+                        pin_hint="models.internvl_chat_v1_2.revision in config/config.yaml")
+except dl.DownloadError as exc:
+    print("ERR", exc)
+"""
+    out = _run_py(code, {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("ERR"))
+    assert "models.internvl_chat_v1_2.revision in config/config.yaml" in line and "sources.yaml" not in line

@@ -110,3 +110,66 @@ def test_a_failing_worker_stops_the_run_with_its_error(setup):
         run_inference(root / "ckpt", bad, root / "raw" / "data", bench, root / "bad.jsonl", root / "bad_cache",
                       batch_size=4, shard_size=8, workers=2, threads_per_worker=1)
     assert not (root / "bad.jsonl").exists()
+
+
+def test_changed_shard_size_never_reuses_shards_with_other_boundaries(setup):
+    """Fault 1: the fingerprint left shard_size out, so shards of 8 were merged as if they were shards of 5."""
+    root, data = setup
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 2}}})
+    cache, rows = root / "cache_shards", load_rows(data)
+    first = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "s8.jsonl", cache,
+                          batch_size=4, shard_size=8)
+    second = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "s5.jsonl", cache,
+                           batch_size=4, shard_size=5)
+    got = [json.loads(x)["id"] for x in (root / "s5.jsonl").read_text().splitlines()]
+    assert got == [r["id"] for r in rows]  # every question once, in order
+    assert second["fingerprint"] != first["fingerprint"] and second["reused_shards"] == 0
+
+
+def test_a_reused_shard_must_hold_its_rows(setup, caplog):
+    """A shard whose ids are not the rows it stands for (a cache written by other code) is generated again."""
+    root, data = setup
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 2}}})
+    cache = root / "cache_bad_shard"
+    ref = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "ok.jsonl", cache,
+                        batch_size=4, shard_size=8)
+    shard = cache / ref["fingerprint"] / "shard-00001.jsonl"
+    lines = shard.read_text().splitlines(keepends=True)
+    shard.write_text("".join(lines[:-1]))  # one answer short
+    stats = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "ok2.jsonl", cache,
+                          batch_size=4, shard_size=8)
+    assert stats["reused_shards"] == ref["shards"] - 1
+    assert (root / "ok2.jsonl").read_bytes() == (root / "ok.jsonl").read_bytes()
+
+
+def test_dtype_names_are_checked_and_used(setup, monkeypatch):
+    """Fault 4: `--dtype bf16` ran in float32 and recorded "bf16"."""
+    import torch
+
+    from internvl.errors import ConfigError
+    from internvl.model import checkpoint as ckpt_mod
+
+    root, data = setup
+    assert infer_mod.canonical_dtype("bf16") == "bfloat16" and infer_mod.canonical_dtype("fp32") == "float32"
+    loaded = []
+    real = ckpt_mod.load_pretrained
+
+    def spy(*a, **kw):
+        model, tok = real(*a, **kw)
+        loaded.append(model.dtype)
+        return model, tok
+
+    monkeypatch.setattr(ckpt_mod, "load_pretrained", spy)
+    bench = registry.get("pope", {"pope": {"generation": {"max_new_tokens": 1}}})
+    from internvl import cli
+
+    out = root / "bf16.jsonl"
+    assert cli.main(["infer", "pope", "--checkpoint", str(root / "ckpt"), "--data", str(data), "--data-root",
+                     str(root / "raw" / "data"), "--out", str(out), "--cache", str(root / "cache_bf16"),
+                     "--dtype", "bf16", "--batch-size", "8", "--shard-size", "32"]) == 0
+    assert loaded == [torch.bfloat16]
+    stats = run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "b.jsonl", root / "cache_bf16b",
+                          dtype="bf16", shard_size=64)
+    assert stats["dtype"] == "bfloat16"
+    with pytest.raises(ConfigError, match="bf17"):
+        run_inference(root / "ckpt", data, root / "raw" / "data", bench, root / "x.jsonl", root / "c", dtype="bf17")

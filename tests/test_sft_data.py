@@ -381,3 +381,35 @@ def test_unreadable_image_with_verify_images(tmp_path):
     locked.chmod(0)
     with pytest.raises(DataError, match=r"s.jsonl:2: field 'image': image unreadable"):
         normalize_sft(_meta(tmp_path, src), tmp_path, tmp_path / "out", verify_images=True)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"], ids=["empty", "blank-lines"])
+def test_an_empty_annotation_file_is_an_error(tmp_path, content):
+    """Fault 6: an empty annotation file gave 0 samples and exit code 0."""
+    src = _write_source(tmp_path, "good", [_rec(0)])
+    empty = _write_source(tmp_path, "empty", [])
+    (tmp_path / "playground" / "empty.jsonl").write_bytes(content)
+    with pytest.raises(DataError, match="no records") as err:
+        normalize_sft(_meta(tmp_path, src, empty), tmp_path, tmp_path / "out")
+    assert str(tmp_path / "playground" / "empty.jsonl") in str(err.value)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_source_named_twice_in_the_meta_is_an_error(tmp_path):
+    """Fault 6: the same source name twice in a meta JSON silently dropped the first entry."""
+    a = _write_source(tmp_path, "a", [_rec(0)])["a"]
+    b = _write_source(tmp_path, "b", [_rec(1), _rec(2)])["b"]
+    meta = tmp_path / "meta.json"
+    meta.write_text('{\n  "dup": ' + json.dumps(a) + ',\n  "other": ' + json.dumps(b) + ',\n  "dup": '
+                    + json.dumps(b) + "\n}\n")
+    with pytest.raises(DataError, match="'dup'") as err:
+        normalize_sft(meta, tmp_path, tmp_path / "out")
+    assert str(meta) in str(err.value) and "twice" in str(err.value)
+
+
+def test_zero_samples_in_all_is_an_error(tmp_path):
+    """Every record skipped: the run stops instead of writing an empty training set."""
+    src = _write_source(tmp_path, "bad", [_rec(0, image="imgs/missing.jpg")])
+    with pytest.raises(DataError, match="0 samples in all"):
+        normalize_sft(_meta(tmp_path, src), tmp_path, tmp_path / "out", on_error="skip")
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from internvl.train import launch
 
@@ -96,10 +97,22 @@ def _inner_launch(rule: str, res: dict) -> str:
     return " ".join(launch.srun_command(plan["nodes"], plan["tasks"], plan["cpus_per_task"], plan["nproc_per_node"]))
 
 
+def _judged(tmp: Path, **inference) -> str:
+    """config/config.yaml with a judge (`all` has the judge-scored splits) and inference settings changed."""
+    if not (tmp / "config").exists():
+        shutil.copytree(REPO / "config", tmp / "config")
+    cfg = yaml.safe_load((tmp / "config" / "config.yaml").read_text())
+    cfg["judge"] = {"base_url": "http://127.0.0.1:9/v1", "model": "judge"}
+    cfg["inference"].update(inference)
+    (tmp / "judged.yaml").write_text(yaml.safe_dump(cfg))
+    return str(tmp / "judged.yaml")
+
+
 @pytest.fixture(scope="module")
 def v1_2_plan(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slurm_plan")
-    out = _dry_run(tmp, "--profile", str(REPO / "profiles" / "slurm"), "--", *V1_2_TARGETS, env=SITE_ENV)
+    out = _dry_run(tmp, "--profile", str(REPO / "profiles" / "slurm"), "--configfile", _judged(tmp), "--",
+                   *V1_2_TARGETS, env=SITE_ENV)
     return _rule_resources(out)
 
 
@@ -193,17 +206,16 @@ def test_inference_gets_one_gpu_and_cpu_rules_none(v1_2_plan):
 
 
 def test_data_parallel_inference_asks_for_one_gpu_per_worker(tmp_path):
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    cfg = tmp_path / "config" / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("  device: cuda\n", "  device: cuda\n  workers: 4\n"))
-    plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--", "all", env=SITE_ENV))
+    plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
+                                    _judged(tmp_path, workers=4), "--", "all", env=SITE_ENV))
     infer = _sbatch("infer", plan["infer"])
     assert "--gpus=4" in infer and "-p gpu" in infer, infer
     assert _inner_launch("infer", plan["infer"]) == "srun -n1 --gpus=4 --nodes=1"
 
 
 def test_without_site_settings_no_partition_or_account_is_forced(tmp_path):
-    plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--", *V1_2_TARGETS))
+    plan = _rule_resources(_dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
+                                    _judged(tmp_path), "--", *V1_2_TARGETS))
     for rule, res in plan.items():
         assert "slurm_partition" not in res and "slurm_account" not in res, (rule, res)
         assert " -p " not in _sbatch(rule, res) and " -A " not in _sbatch(rule, res)

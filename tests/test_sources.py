@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -215,7 +216,54 @@ def _count(text: str, rule: str) -> int:
 
 def test_every_source_has_a_rule_target(doc):
     text = _dry_run("--configfile", "config/config.yaml", "--", "download_everything")
-    assert _count(text, "fetch_source") == len(doc["sources"])
+    manual = sum(e["kind"] == "manual" for e in doc["sources"].values())
+    assert _count(text, "place_manual_source") == manual > 10
+    assert _count(text, "fetch_source") == len(doc["sources"]) - manual
+
+
+def test_every_group_has_a_download_target(doc):
+    """README "Real run": `snakemake download_<group>` fetches one group of sources."""
+    rules = (REPO / "workflow" / "rules" / "download.smk").read_text()
+    groups = {e["group"] for e in doc["sources"].values()}
+    assert groups and all(f"rule download_{g}:" in rules for g in groups), groups
+    text = _dry_run("--configfile", "config/config.yaml", "--", *(f"download_{g}" for g in sorted(groups)))
+    assert _count(text, "fetch_source") + _count(text, "place_manual_source") == len(doc["sources"])
+
+
+def test_every_file_a_normalizer_reads_comes_from_one_of_its_sources(doc, tmp_path):
+    """Every file the normalizers open (in the demo writer's copy of the real layout) lies where one of the
+    benchmark's own sources puts it: its destination, a folder destination, or an archive's `check` path.
+    Otherwise the real run would download the data and then not find it."""
+    import dataclasses
+
+    from internvl.data.benchmarks import NORMALIZERS, normalize
+    from internvl.demo.writers import DemoSizes, build_demo
+
+    build_demo(tmp_path, seed=0, sizes=dataclasses.replace(DemoSizes.tiny(), all_benchmarks=True, bench_items=2))
+    data = (tmp_path / "data").resolve()
+    roots = dl.source_roots(doc, data)
+    opened: list[str] = []
+    active = [True]
+
+    def hook(event, args):
+        if active[0] and event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, os.PathLike)):
+            if str(args[0]).startswith(str(data)):
+                opened.append(str(args[0]))
+
+    sys.addaudithook(hook)  # cannot be removed: it records nothing once `active` is cleared
+    problems = []
+    for bench in sorted(NORMALIZERS):
+        opened.clear()
+        normalize(bench, data)
+        paths = sorted(set(opened))
+        assert paths, bench
+        own = {n for n, e in doc["sources"].items() if bench in (e.get("used_by") or [])}
+        for path in paths:
+            by = dl.sources_providing(path, doc, roots)
+            if not set(by) & own:
+                problems.append(f"{bench}: {Path(path).relative_to(data)} (provided by {by or 'no source'})")
+    active[0] = False
+    assert not problems, problems
 
 
 def test_downloads_are_not_part_of_all():

@@ -8,7 +8,8 @@ fixed number of rows, into shards of ``shard_rows`` rows.
 Bad input (malformed JSON, a missing, empty or -- with ``verify_images`` -- undecodable image, an
 image path out of the source root by ``..``, an absolute path or a symlink, ``<image>`` without an
 image or an image without ``<image>``, an empty answer, turns that do not alternate) stops the run
-with a :class:`DataError` naming file, 1-based line and field. ``on_error="skip"`` instead leaves the
+with a :class:`DataError` naming file, 1-based line and field; so do a source named twice in the meta
+file, an annotation file without records and a run that ends with 0 samples. ``on_error="skip"`` instead leaves the
 record out and lists it, with its reason, in ``skipped.json`` next to the output; the manifest counts
 skipped records per source and per kind. The original silently trained on a random other sample
 instead; nothing here is ever substituted.
@@ -32,6 +33,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -80,11 +82,36 @@ class Source:
     data_augment: bool
 
 
+def _duplicate_keys(path: Path) -> None:
+    """A key given twice in one JSON object (the parser keeps the last one, silently dropping the
+    first source of a meta file) is an error naming the key and the line of its second use."""
+    text = path.read_text(encoding="utf-8")
+    dups: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                dups.append(key)
+            seen[key] = value
+        return seen
+
+    json.loads(text, object_pairs_hook=pairs)
+    if dups:
+        key = dups[0]
+        uses = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+        line = text.count("\n", 0, uses[1]) + 1 if len(uses) > 1 else None
+        raise DataError(path, f"key {key!r} is given twice; a JSON object keeps only the last, so the first "
+                              "would be dropped: rename or remove one", line=line, field=key)
+
+
 def read_meta(meta_path: str | Path, base_dir: str | Path) -> list[Source]:
     """Parse a meta file; relative ``root``/``annotation`` paths resolve against ``base_dir``
-    (the original resolved them against its working directory, ``internvl_chat/``)."""
+    (the original resolved them against its working directory, ``internvl_chat/``). A source name
+    given twice is an error (the original's ``json.load`` silently kept the second)."""
     meta_path, base = Path(meta_path), Path(base_dir)
     meta = load_json(meta_path)
+    _duplicate_keys(meta_path)
     if not isinstance(meta, dict) or not meta:
         raise DataError(meta_path, "expected a non-empty JSON object {name: {root, annotation, ...}}")
     sources = []
@@ -299,6 +326,10 @@ def normalize_sft(meta_path: str | Path, base_dir: str | Path, out_dir: str | Pa
         manifest["skipped"] = report.count
         manifest["skipped_by_kind"] = dict(sorted(report.kinds.items()))
         manifest["skipped_report"] = "skipped.json"
+    if manifest["total_samples"] == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(meta_path, f"0 samples in all ({manifest['skipped']} records skipped, see the sources' "
+                                   "annotation files): nothing to train on")
     _publish(staging, out, manifest, report is not None)
     return manifest
 
@@ -347,6 +378,9 @@ def _normalize_source(src: Source, base: Path, seed: int, writer: _ShardWriter, 
                 writer.write(_with_source(chosen, src.name, whole, schema))
         spool_path.unlink()
     skipped = sum(kinds.values())
+    if n_records + skipped == 0:
+        raise DataError(src.annotation, f"no records (an empty or blank file); source {src.name!r} of the meta file "
+                                        "would add 0 samples: check the download or remove the source")
     samples = whole * n_records + picked
     if src.length is not None and src.length != n_records + skipped:
         log.warning("%s: meta says length %s, the annotation has %d records", src.name, src.length,

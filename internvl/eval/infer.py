@@ -1,9 +1,13 @@
 """Batched, sharded, resumable generation over a normalized benchmark split.
 
 Finished shards live in a cache directory keyed by a fingerprint of checkpoint content + benchmark
-data + every generation setting, outside Snakemake's outputs: a killed job restarts where it stopped,
-and a changed parameter gets a new fingerprint, so stale answers are never reused. Batching uses left
-padding; ``bench/eval_throughput.py`` checks it gives the same greedy tokens as batch 1.
+data + every generation setting + dtype + shard and batch size, outside Snakemake's outputs: a killed
+job restarts where it stopped, and a changed parameter gets a new fingerprint, so stale answers are
+never reused. Shard size fixes which rows a shard holds; batch size which rows are padded together
+(the same greedy tokens in float32, ``bench/eval_throughput.py``, but not guaranteed in bfloat16), so
+both are part of the key. A reused shard must also hold exactly the ids of its rows, or it is
+generated again. ``dtype`` accepts the usual short names (bf16, fp16, fp32); anything else is a
+:class:`ConfigError`, and the loaded model must have that dtype.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from internvl.data.io import atomic_path, write_jsonl_atomic
-from internvl.errors import DataError
+from internvl.errors import ConfigError, DataError
 from internvl.eval.prompts import build_question
 from internvl.eval.registry import Benchmark
 from internvl.model.preprocess import image_to_tensor, load_image
@@ -46,9 +50,23 @@ def row_image(row: dict[str, Any], data_root: Path, size: int, pad2square: bool)
         raise DataError(where, f"unreadable image for question {row['id']}: {exc}") from None
 
 
-def fingerprint(ckpt_hash: str, data_hash: str, bench: Benchmark, dtype: str) -> str:
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+
+
+def canonical_dtype(name: str) -> str:
+    """``bf16`` -> ``bfloat16`` etc.; an unknown name is an error (never a silent float32)."""
+    key = str(name).strip().lower().removeprefix("torch.")
+    key = DTYPE_ALIASES.get(key, key)
+    if key not in DTYPES:
+        raise ConfigError(f"inference dtype {name!r} is not one of {sorted(DTYPES)} (or {sorted(DTYPE_ALIASES)})")
+    return key
+
+
+def fingerprint(ckpt_hash: str, data_hash: str, bench: Benchmark, dtype: str, shard_size: int = 64,
+                batch_size: int = 16) -> str:
     payload = {"checkpoint": ckpt_hash, "data": data_hash, "bench": bench.name, "params": bench.score_params(),
-               "dtype": dtype}
+               "dtype": canonical_dtype(dtype), "shard_size": shard_size, "batch_size": batch_size}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -115,6 +133,8 @@ def _run_shards(rank: int, checkpoint: str, data: str, data_root: str, bench: Be
     if shards is None:
         shards = list(_batches(load_rows(data), shard_size))
     model, tok = load_pretrained(checkpoint, dtype=dtype, device=devices[rank])
+    if model.dtype != DTYPES[dtype]:
+        raise RuntimeError(f"{checkpoint}: asked for {dtype}, the loaded model is {model.dtype}")
     gen = Generator(model, tok, Path(data_root))
     bar = tqdm(total=sum(len(shards[i]) for i in mine), desc=f"infer {bench.name}", unit="q", disable=not progress)
     for i in mine:
@@ -150,6 +170,21 @@ def _run_parallel(args: tuple, workers: int, shard_dir: Path, todo: list[int], s
     bar.close()
 
 
+def _reusable(path: Path, rows: list[dict[str, Any]]) -> bool:
+    """A finished shard counts only if it holds exactly the ids of its rows, in order."""
+    if not path.exists():
+        return False
+    try:
+        ids = [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        ids = None
+    if ids != [r["id"] for r in rows]:
+        log.warning("%s does not hold the answers of its %d rows; generating it again", path, len(rows))
+        path.unlink()
+        return False
+    return True
+
+
 def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Path, bench: Benchmark,
                   out: str | Path, cache_dir: str | Path, batch_size: int = 16, shard_size: int = 64,
                   dtype: str = "float32", device: str = "cpu", workers: int = 1,
@@ -160,15 +195,18 @@ def run_inference(checkpoint: str | Path, data: str | Path, data_root: str | Pat
     device (see :func:`worker_devices`). The output is the same file whatever ``workers`` is, because
     shards, not workers, define the batches; the fingerprint therefore leaves ``workers`` out.
     """
+    dtype = canonical_dtype(dtype)
+    if shard_size < 1 or batch_size < 1:
+        raise ConfigError(f"inference shard_size and batch_size must be >= 1, got {shard_size} and {batch_size}")
     rows = load_rows(data)
-    fp = fingerprint(checkpoint_hash(checkpoint), file_sha256(Path(data)), bench, dtype)
+    fp = fingerprint(checkpoint_hash(checkpoint), file_sha256(Path(data)), bench, dtype, shard_size, batch_size)
     shard_dir = Path(cache_dir) / fp
     shard_dir.mkdir(parents=True, exist_ok=True)
     (shard_dir / "fingerprint.json").write_text(json.dumps(
-        {"checkpoint": str(checkpoint), "data": str(data), "bench": bench.name, "params": bench.score_params()},
-        indent=1))
+        {"checkpoint": str(checkpoint), "data": str(data), "bench": bench.name, "params": bench.score_params(),
+         "dtype": dtype, "shard_size": shard_size, "batch_size": batch_size}, indent=1))
     shards = list(_batches(rows, shard_size))
-    todo = [i for i in range(len(shards)) if not _shard_path(shard_dir, i).exists()]
+    todo = [i for i in range(len(shards)) if not _reusable(_shard_path(shard_dir, i), shards[i])]
     done = sum(len(shards[i]) for i in range(len(shards)) if i not in todo)
     if done:
         log.info("%s: reusing %d finished shards (%d questions) from %s",

@@ -72,7 +72,7 @@ from typing import Any
 
 import yaml
 
-from internvl.errors import DataError
+from internvl.errors import ConfigError, DataError
 
 GiB = 2**30
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ PARTS = ("vit", "projector", "llm")
 PART_LABELS = {"vit": "ViT", "projector": "projector", "llm": "LLM"}
 
 
-class PlanError(ValueError):
+class PlanError(ConfigError):
     """A recipe / cluster combination that cannot run; the message says why and what would."""
 
     def __init__(self, message: str, plan: Plan | None = None):

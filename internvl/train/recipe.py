@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from internvl.errors import ConfigError
 from internvl.model.checkpoint import iter_model_state, load_pretrained, save_pretrained
 from internvl.train.checkpoints import fingerprint_of, vet_work_dir
 
@@ -170,7 +171,7 @@ def accumulation(cfg: SFTConfig, world_size: int) -> int:
         return cfg.gradient_accumulation_steps
     per_step = cfg.per_device_train_batch_size * world_size
     if cfg.global_batch_size % per_step:
-        raise ValueError(
+        raise ConfigError(
             f"global_batch_size {cfg.global_batch_size} is not a multiple of per_device_train_batch_size "
             f"{cfg.per_device_train_batch_size} x {world_size} GPUs = {per_step}: choose a GPU count or per-device "
             "batch that divides it")
@@ -271,7 +272,7 @@ def prepare_model(model, cfg: SFTConfig) -> dict[str, int]:
     from internvl.train.lora import apply_trainable
 
     if cfg.loss_reduction not in LOSS_REDUCTIONS:
-        raise ValueError(f"loss_reduction {cfg.loss_reduction!r}; known: {LOSS_REDUCTIONS}")
+        raise ConfigError(f"loss_reduction {cfg.loss_reduction!r}; known: {LOSS_REDUCTIONS}")
     # the LLM reads use_cache from its own config: with a cache it would also build one per forward and
     # ignore packed rows' position_ids (transformers detects packed sequences only without a cache)
     model.config.text_config.use_cache = False
@@ -337,7 +338,7 @@ def setup(cfg: SFTConfig) -> Run:
     from internvl.train.trainer import CompleteCheckpoints, Preemption, SFTTrainer
 
     if not 0 <= cfg.warmup_ratio < 1:
-        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+        raise ConfigError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     t0 = time.monotonic()
     ds = resolve_deepspeed(cfg.deepspeed)
     _launcher_env(ds)

@@ -1,4 +1,4 @@
-# Raw data (the demo generator, or downloads) -> normalized parquet.
+# Raw data (the demo generator, or the downloads of download.smk) -> normalized parquet.
 
 
 if DEMO:
@@ -31,7 +31,7 @@ if DEMO:
 
 rule normalize_benchmark:
     input:
-        raw_inputs,
+        bench_raw_inputs,  # the demo, or the ancient() download stamps of the split's sources
     output:
         f"{WORK}/parquet/bench/{{bench}}.parquet",
     params:
@@ -45,7 +45,7 @@ rule normalize_benchmark:
 rule normalize_sft:
     # one job per training data set (config `sft`, and each `train_data` entry)
     input:
-        raw_inputs,
+        train_data_raw_inputs,  # the demo, or the ancient() download stamps of the set's `sources`
     output:
         f"{WORK}/parquet/{{data}}/manifest.json",
     wildcard_constraints:

@@ -1,51 +1,31 @@
-# Weights and data sources (config/sources.yaml) -> their places under data/, playground/, pretrained/,
-# through internvl/download.py. Nothing here is part of `all`: ask for a stamp or a group, e.g.
-#   snakemake --cores 4 --resources downloads=4 download_eval
+# Weights and data sources (config/sources.yaml, config `sources_file`) -> their places under data/,
+# playground/, pretrained/ and this folder, through internvl/download.py. Each source ends in a stamp
+# <data_root>/.sources/<name>.json (SOURCE_STATE, common.smk); benchmark and SFT normalization take
+# the stamps of their sources as ancient() inputs, so `snakemake results/mmbench_dev.json` starts with
+# the MMBench download, and a download never triggers a rerun. Integrity: per-file <dest>.sha256.json
+# records (size + sha256 on the first download, verified after; a sha256 pinned in sources.yaml is
+# checked as well). Targets, one source or a group at a time:
+#   snakemake --cores 4 --resources downloads=4 -- download_eval
 #   snakemake --cores 1 data/.sources/mmbench_dev_20230712.json
-# Each source ends in a stamp file <data_root>/.sources/<name>.json. Downstream rules take the stamps
-# through source_inputs()/sources_for(), which wrap them in ancient(): a download never triggers a rerun,
-# and re-verifying a source (delete its stamp) changes nothing downstream. Integrity is handled by the
-# per-file <dest>.sha256.json records (size + sha256 recorded on the first download, verified after).
-# Manual sources (Google Drive, licence forms) fail with "place ... at <path>; get it from <where>".
+# Manual sources (Google Drive, licence forms) have their own rule, place_manual_source: it stops with
+# one line "place <file> from <where> at <path>" until the file or folder is there, then records it.
 # HF_ENDPOINT / HF_TOKEN / HF_HUB_OFFLINE=1 apply to the hub sources (see internvl/download.py).
-import re
 
-from internvl.download import load_sources
-
-SOURCES_FILE = f"{workflow.basedir}/config/sources.yaml"
-_SOURCES_DOC = load_sources(SOURCES_FILE)
-SOURCES = _SOURCES_DOC["sources"]
-SOURCE_ROOTS = dict(_SOURCES_DOC["roots"], data=config["data_root"])
-SOURCE_STATE = f"{config['data_root']}/.sources"
+_MANUAL = [n for n, e in SOURCES.items() if e["kind"] == "manual"]
+_FETCHED = [n for n in SOURCES if n not in _MANUAL]
 
 
-def source_stamp(name):
-    if name not in SOURCES:
-        raise ValueError(f"unknown source {name!r} (config/sources.yaml)")
-    return f"{SOURCE_STATE}/{name}.json"
-
-
-def source_inputs(*names):
-    """ancient() stamps of the named sources: use these as inputs of rules that read downloaded files."""
-    return [ancient(source_stamp(n)) for n in names]
-
-
-def sources_in(*groups):
-    return [n for n, e in SOURCES.items() if e.get("group") in groups]
-
-
-def sources_for(*users):
-    """Sources whose used_by names a benchmark (evaluate.sh task) or an SFT dataset, as ancient stamps."""
-    return source_inputs(*[n for n, e in SOURCES.items() if set(e.get("used_by") or []) & set(users)])
+def _after(wildcards):
+    return source_inputs(*(SOURCES[wildcards.source].get("after") or []))
 
 
 rule fetch_source:
     input:
-        lambda w: source_inputs(*(SOURCES[w.source].get("after") or [])),
+        _after,
     output:
         f"{SOURCE_STATE}/{{source}}.json",
     wildcard_constraints:
-        source="|".join(re.escape(n) for n in SOURCES),
+        source=one_of(_FETCHED),
     params:
         sources_file=SOURCES_FILE,  # the entry is read there: editing one source reruns nothing else
         roots=SOURCE_ROOTS,
@@ -57,6 +37,23 @@ rule fetch_source:
         "../scripts/download_source.py"
 
 
+rule place_manual_source:
+    input:
+        _after,
+    output:
+        f"{SOURCE_STATE}/{{source}}.json",
+    wildcard_constraints:
+        source=one_of(_MANUAL),
+    params:
+        sources_file=SOURCES_FILE,
+        roots=SOURCE_ROOTS,
+    log:
+        f"{SOURCE_STATE}/logs/{{source}}.log",
+    script:
+        "../scripts/download_source.py"
+
+
+# one target per group of sources.yaml (test_sources.py checks that every group has one)
 rule download_weights:
     input:
         source_inputs(*sources_in("weights")),
@@ -67,16 +64,42 @@ rule download_sft:
         source_inputs(*sources_in("sft")),
 
 
+rule download_sft_optional:
+    input:
+        source_inputs(*sources_in("sft_optional")),
+
+
 rule download_eval:
     input:
         source_inputs(*sources_in("eval")),
 
 
+rule download_eval_train:
+    input:
+        source_inputs(*sources_in("eval_train")),
+
+
+rule download_eval_extra:
+    input:
+        source_inputs(*sources_in("eval_extra")),
+
+
 rule download_configured_benchmarks:
     input:
-        sources_for(*[registry.resolve(b).name for b in config["benchmarks"]]),
+        sources_for(*BENCHES),
+
+
+rule download_manual:
+    # every source to place by hand; with -k (--keep-going) one run lists all that are missing
+    input:
+        source_inputs(*_MANUAL),
 
 
 rule download_everything:
     input:
         source_inputs(*SOURCES),
+
+
+# a manual source's check reads one path: no cluster job for it
+localrules:
+    place_manual_source,

@@ -14,5 +14,7 @@ rule paper_table:
         benches=BENCHES,
         results={m: {b: result_path(m, b) for b in BENCHES} for m in config["table"]["models"]},
         server_scores=config["table"].get("server_scores"),
+    log:
+        f"{WORK}/logs/paper_table.log",
     script:
         "../scripts/paper_table.py"

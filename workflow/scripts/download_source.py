@@ -1,22 +1,20 @@
-"""Bring one source of config/sources.yaml in place (internvl.download.fetch_source); write its stamp."""
+"""Bring one source of config/sources.yaml in place (internvl.download.fetch_source); write its stamp.
+
+A failure (no network, checksum, a manual source not placed yet) ends the job with one ``error:`` line
+naming the source and what to do, in the rule's log too (internvl.logs.setup)."""
 import json
 import logging
-import os
 
-from internvl.download import DownloadError, fetch_source, load_sources
+from internvl.data.io import write_json_atomic
+from internvl.download import fetch_source, load_sources
 from internvl.logs import setup
 
-setup(snakemake.log[0])  # noqa: F821
-name = snakemake.wildcards.source  # noqa: F821
-doc = load_sources(snakemake.params.sources_file)  # noqa: F821
-try:
-    summary = fetch_source(name, doc["sources"][name], snakemake.params.roots)  # noqa: F821
-except DownloadError as exc:  # the message is the instruction (manual sources) or the diagnosis
-    logging.getLogger("download").error("%s", exc)
-    raise SystemExit(f"error: {exc}") from None
-out = snakemake.output[0]  # noqa: F821
-tmp = f"{out}.tmp{os.getpid()}"
-with open(tmp, "w") as fh:
-    json.dump(summary, fh, indent=2, sort_keys=True)
-    fh.write("\n")
-os.replace(tmp, out)
+sm = snakemake  # noqa: F821
+setup(sm.log[0])
+name = sm.wildcards.source
+entry = load_sources(sm.params.sources_file)["sources"][name]
+logging.getLogger("download").info("source %s (%s, group %s) -> root %s: %s", name, entry["kind"], entry.get("group"),
+                                   entry["root"], entry["dest"])
+summary = fetch_source(name, entry, sm.params.roots)
+write_json_atomic(sm.output[0], summary)
+logging.getLogger("download").info("done: %s", json.dumps(summary, sort_keys=True))

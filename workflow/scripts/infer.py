@@ -1,4 +1,7 @@
 """Batched, resumable inference of one model on one benchmark split."""
+import json
+import logging
+
 import torch
 
 from internvl.data.io import write_json_atomic
@@ -15,3 +18,4 @@ stats = run_inference(p.ckpt_dir, sm.input.data, p.data_root, bench, sm.output.p
                       batch_size=p.batch_size, shard_size=p.shard_size, dtype=p.dtype, device=p.device,
                       workers=p.workers, threads_per_worker=max(1, sm.threads // p.workers))
 write_json_atomic(sm.output.stats, stats)
+logging.getLogger("infer").info("done: %s", json.dumps(stats))
