@@ -100,7 +100,10 @@ def test_judged_results_need_the_judge_block_and_nothing_else_does(clone):
     judged = clone / "with_judge.yaml"
     judged.write_text(yaml.safe_dump(cfg))
     plan = _planned(_ok(_snakemake(clone, "-n", "--configfile", str(judged), "--", "all")))
-    assert plan["normalize_benchmark"] == 42 and plan["score_judged"] == 3 and plan["fetch_source"] > 50
+    models = len(cfg["table"]["models"])  # the released model and the SFT from parts, each scored on all 42
+    assert plan["normalize_benchmark"] == 42 and plan["score_judged"] == 3 * models and plan["fetch_source"] > 50
+    # the headline SFT: its parts downloaded, built, planned, trained, then evaluated into the table
+    assert (plan["build_parts_model"], plan["train_plan"], plan["train_model"], plan["paper_table"]) == (1, 1, 1, 1)
     assert plan["place_manual_source"] > 5 and plan["paper_table"] == 1
 
 
