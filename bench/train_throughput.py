@@ -442,6 +442,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{counts['projector'] / 1e6:.1f}M, LLM {counts['llm'] / 1e6:.1f}M); {head['image_tokens']} image tokens")
         if a.count_only:
             print(json.dumps(head))
+            if a.json_out:
+                a.json_out.write_text(json.dumps(head, indent=1) + "\n")
             return head
         if a.model == "mid" and a.device == "cpu":
             ap.error("--model mid is meant for a GPU (--count-only checks its shape here)")
