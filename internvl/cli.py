@@ -121,8 +121,9 @@ def _train_plan(a: argparse.Namespace) -> None:
     from internvl.train.plan import PlanError, plan_recipe
 
     try:
+        over = {k: v for k, v in (("deepspeed", a.deepspeed), ("per_device_train_batch_size", a.per_device)) if v}
         p = plan_recipe(a.recipe, gpus=a.gpus, gpus_per_node=a.gpus_per_node, gpu_memory_gib=a.gpu_memory_gib,
-                        model=a.model, num_samples=a.samples)
+                        model=a.model, num_samples=a.samples, overrides=over)
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-memory-gib", type=float, default=80.0)
     p.add_argument("--model", help="preset (v1_2, tiny) or checkpoint folder; default: the recipe's plan_model / init")
     p.add_argument("--samples", type=int, help="SFT sample count; default: the recipe's num_samples / sft_dir")
+    p.add_argument("--deepspeed", help="instead of the recipe's: zero1 | zero2 | zero3 | zero3_34b | a JSON path")
+    p.add_argument("--per-device", type=int, help="instead of the recipe's per_device_train_batch_size")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(fn=_train_plan)
     p = sub.add_parser("chat", help="ask one question about one image")

@@ -176,7 +176,8 @@ def test_jobs_went_through_sbatch_with_slurm_logs(slurm_run):
     sbatch = {m.group(1): m.group(0) for m in re.finditer(sbatch_re, out)}
     assert "-p debug" in sbatch["normalize_sft"] and "--ntasks=1" in sbatch["normalize_sft"]
     assert "--gpus" not in sbatch["infer"] and "--gres" not in sbatch["infer"]
-    assert "--nodes=1 --ntasks=2" in sbatch["train_model"] and "--ntasks-per-gpu" not in sbatch["train_model"]
+    assert "--nodes=1 " in sbatch["train_model"] and "--ntasks=2" in sbatch["train_model"]
+    assert "--ntasks-per-gpu" not in sbatch["train_model"] and "--requeue" in sbatch["train_model"]
     assert "--gres=gpu:2" in sbatch["gpu_check"] and "--ntasks-per-gpu" not in sbatch["gpu_check"]
     result = json.loads((slurm_run["tmp"] / "results" / "mmbench_dev.json").read_text())
     assert result["benchmark"] == "mmbench-dev-en" and result["n"] > 0
@@ -209,7 +210,8 @@ def test_gpu_check_records_each_rank(slurm_run):
     assert {r["node_rank"] for r in check["ranks"]} == {0, 1}  # two Slurm tasks = two rendezvous nodes
     for r in check["ranks"]:
         assert r["all_reduce_sum"] == 2
-        assert r["cuda_visible_devices"] == "0,1" and r["slurm"]["SLURM_GPUS_ON_NODE"] == "2"  # the 2 fake GPUs
+        # the node's 2 fake GPUs, one to each of its 2 launcher tasks (internvl.train.launch, by SLURM_LOCALID)
+        assert r["slurm"]["SLURM_GPUS_ON_NODE"] == "2" and r["cuda_visible_devices"] == str(r["slurm"]["SLURM_LOCALID"])
         assert r["device_count"] == 0  # CPU torch: the fake devices are /dev/null
     gpu_jobs = [j for rule, j, _ in _submissions(slurm_run["out"]) if rule == "gpu_check"]
     assert check["ranks"][0]["slurm"]["SLURM_JOB_ID"] == gpu_jobs[0]

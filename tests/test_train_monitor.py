@@ -263,7 +263,8 @@ def test_trainer_writes_tensorboard_scalars_and_curves(tmp_path: Path, monkeypat
     for tag in ("loss", "learning_rate", "grad_norm", "tokens_per_s", "samples_per_s", "images_per_s", "mfu",
                 "peak_memory_gib"):
         assert [e.step for e in acc.Scalars(f"train/{tag}")] == [1, 2, 3], tag
-    assert acc.Scalars("train/tokens_per_s")[0].value > 0 and 0 < acc.Scalars("train/mfu")[0].value < 1
+    # on a CPU the basis is a short matmul measurement, noisy on a busy machine: the MFU is only known positive
+    assert acc.Scalars("train/tokens_per_s")[0].value > 0 and acc.Scalars("train/mfu")[0].value > 0
     assert set(scalars) >= {"train/loss", "train/mfu"}
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert logged[0]["mfu_basis"].startswith("measured: cpu float32 matmul")

@@ -286,3 +286,21 @@ def test_memory_total_is_the_sum_of_its_rows():
     assert p.activations["logits + fp32 cross entropy"] == b * s * 64009 * 10
     assert p.activations["ViT checkpointed layer inputs"] == 45 * b * 1025 * 3200 * 2
     assert p.memory["total"] / GiB < 80
+
+
+def test_cli_on_the_shipped_v1_2_recipe(capsys):
+    """`internvl train-plan config/recipes/v1_2_finetune.yaml`: a plan for 64 and 32 GPUs (global 512 both),
+    and a refusal of 40B on 8 x 40 GB under ZeRO-2 that says why (exit 2, one line)."""
+    from internvl.cli import main
+
+    recipe = str(Path(__file__).resolve().parents[1] / "config" / "recipes" / "v1_2_finetune.yaml")
+    for gpus, acc in ((64, 1), (32, 2)):
+        assert main(["train-plan", recipe, "--gpus", str(gpus), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["global_batch_size"], out["gradient_accumulation_steps"], out["deepspeed"]["stage"]) == (512, acc, 3)
+        assert out["fits"]
+    with pytest.raises(SystemExit) as stop:
+        main(["train-plan", recipe, "--gpus", "8", "--gpu-memory-gib", "40", "--deepspeed", "zero2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: v1_2 under DeepSpeed ZeRO-2") and "keeps the full 16-bit weights on every GPU" in err

@@ -296,7 +296,21 @@ def _load_zero3(path: Path, hf, dtype: torch.dtype, attn_implementation: str) ->
     missing = sorted(set(params) - loaded)
     if missing:
         raise KeyError(f"{path}: checkpoint does not match its config: missing {missing[:8]}")
+    _return_freed_memory()
     return model
+
+
+def _return_freed_memory() -> None:
+    """Give the freed gather buffers back to the OS. Each gathered parameter is allocated and freed on every
+    rank; after large frees glibc raises its mmap threshold, so later buffers come from the heap and stay in
+    the resident set: on CPU ranks (bench/zero3_memory.py) a rank then holds about a whole model's worth of
+    freed memory instead of its partition. ``malloc_trim`` returns it (a no-op where glibc is absent)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _full_shape(p: torch.Tensor) -> tuple[int, ...]:

@@ -701,10 +701,12 @@ def sample_count(recipe: dict[str, Any]) -> int | None:
 
 
 def plan_recipe(recipe_path: str | Path, *, gpus: int, gpus_per_node: int = 8, gpu_memory_gib: float = 80.0,
-                model: str | None = None, num_samples: int | None = None) -> Plan:
+                model: str | None = None, num_samples: int | None = None,
+                overrides: dict[str, Any] | None = None) -> Plan:
     """:func:`plan` for a recipe file: the model from ``model``, else the recipe's ``plan_model``, else its
-    ``init`` checkpoint; the sample count from ``num_samples``, else :func:`sample_count`."""
-    recipe = read_recipe(recipe_path)
+    ``init`` checkpoint; the sample count from ``num_samples``, else :func:`sample_count`; ``overrides``
+    replace recipe settings (what-if: another ZeRO stage, per-device batch)."""
+    recipe = {**read_recipe(recipe_path), **(overrides or {})}
     spec = model or recipe.get("plan_model") or recipe.get("init")
     if not spec:
         raise PlanError(f"{recipe_path}: no model to plan for: give --model (a preset or a checkpoint folder) or "

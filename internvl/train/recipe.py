@@ -80,6 +80,7 @@ class SFTConfig:
     # --- bookkeeping: never changes the result, so never invalidates a checkpoint ---
     on_error: str = "raise"  # raise | skip: a sample that cannot be built
     mismatch_threshold: float | None = 0.01  # stop when more samples than this fail the tokenization check
+    mismatch_min_samples: int = 200  # ... once this many samples have been seen (over all ranks)
     save_steps: int = 200
     save_total_limit: int | None = 1
     logging_steps: int = 10
@@ -105,7 +106,8 @@ class SFTConfig:
 # is among them: a run that stopped on a bad sample and is resumed with skip trains exactly what a
 # skip run would have.
 BOOKKEEPING = frozenset({
-    "init", "sft_dir", "base_dir", "output", "work_dir", "on_error", "mismatch_threshold", "save_steps",
+    "init", "sft_dir", "base_dir", "output", "work_dir", "on_error", "mismatch_threshold", "mismatch_min_samples",
+    "save_steps",
     "save_total_limit", "logging_steps", "dataloader_num_workers", "max_shard_size", "tensorboard_dir", "gpus",
     "gpus_per_node", "gpu_memory_gib", "plan_model", "num_samples", "description", "upstream", "extra",
 })
@@ -381,7 +383,7 @@ def setup(cfg: SFTConfig) -> Run:
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=data, data_collator=lambda b: collate(b, pad_id, image_size),
         optimizers=(optimizer, None), sources=data.sources, lengths=data.lengths if cfg.group_by_length else None,
-        mismatch_threshold=cfg.mismatch_threshold, meter=meter,
+        mismatch_threshold=cfg.mismatch_threshold, mismatch_min_samples=cfg.mismatch_min_samples, meter=meter,
         callbacks=[CompleteCheckpoints(cfg.work_dir, fp, cfg.save_total_limit), preemption, meter,
                    ProgressLogCallback(every=max(1, cfg.logging_steps)), RunArtifactsCallback()],
     )

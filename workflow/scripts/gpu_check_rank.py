@@ -29,7 +29,7 @@ record = {
     "device_count": torch.cuda.device_count(),
     "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
     "slurm": {k: os.environ[k] for k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_NODEID",
-                                         "SLURMD_NODENAME", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
+                                         "SLURMD_NODENAME", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_LOCALID")
               if k in os.environ},
 }
 out.mkdir(parents=True, exist_ok=True)
