@@ -293,10 +293,10 @@ def _load_zero3(path: Path, hf, dtype: torch.dtype, attn_implementation: str) ->
                         if rank0:
                             p.data.copy_(t)
                 loaded.update(n for n, _ in items)
+        _return_freed_memory()  # per shard: the freed gathers must not pile up until the end of the load
     missing = sorted(set(params) - loaded)
     if missing:
         raise KeyError(f"{path}: checkpoint does not match its config: missing {missing[:8]}")
-    _return_freed_memory()
     return model
 
 
