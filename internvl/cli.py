@@ -112,6 +112,12 @@ def _train(a: argparse.Namespace) -> None:
     try:
         summary = train(SFTConfig.from_dict(yaml.safe_load(Path(a.config).read_text())))
     except Preempted as exc:
+        import os
+
+        from internvl.train.launch import PREEMPTED_MARKER
+
+        if os.environ.get(PREEMPTED_MARKER):  # tell the launcher: torchrun reports only "failed"
+            Path(os.environ[PREEMPTED_MARKER]).write_text(str(exc) + "\n")
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(Preempted.exit_code) from None
     print(json.dumps(summary, indent=1, default=str))

@@ -32,9 +32,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_TARGET = ("-m", "internvl.cli", "train")
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 # Signals that ask the training ranks for a checkpoint and a clean stop (internvl.train.trainer.Preemption).
 FORWARDED = ("SIGUSR1", "SIGTERM")
 PREEMPTED_EXIT = 75  # internvl.train.recipe.Preempted.exit_code
+PREEMPTED_MARKER = "INTERNVL_PREEMPTED_MARKER"  # where a rank notes that it stopped on a preemption signal
 
 
 def run_forwarding_signals(argv: Sequence[str]) -> int:
@@ -254,8 +257,13 @@ def run_forwarding_signals(argv: Sequence[str]) -> int:
         for name in FORWARDED:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
-    # torch elastic re-installs handlers for the signals this names (default SIGTERM,SIGINT,SIGHUP,SIGQUIT)
-    env = {**os.environ, "TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGINT,SIGHUP,SIGQUIT"}
+    import tempfile
+
+    # torch elastic re-installs handlers for the signals this names (default SIGTERM,SIGINT,SIGHUP,SIGQUIT);
+    # a rank that stops on a preemption signal leaves a note in PREEMPTED_MARKER (torchrun reports its exit
+    # code 75 as 1), whoever the signal reached
+    marker = Path(tempfile.mkdtemp(prefix="internvl-launch-")) / "preempted"
+    env = {**os.environ, "TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGINT,SIGHUP,SIGQUIT", PREEMPTED_MARKER: str(marker)}
     proc = subprocess.Popen(list(argv), preexec_fn=ignore, env=env)  # noqa: PLW1509 - only signal dispositions
 
     forwarded: list[int] = []
@@ -272,7 +280,9 @@ def run_forwarding_signals(argv: Sequence[str]) -> int:
     for name in FORWARDED:
         signal.signal(getattr(signal, name), forward)
     rc = proc.wait()
-    if rc and forwarded:
+    preempted = marker.exists()
+    shutil.rmtree(marker.parent, ignore_errors=True)
+    if rc and (preempted or forwarded):
         # the ranks stopped on the signal (exit 75 after saving; torchrun itself reports 1): a retry resumes
         return PREEMPTED_EXIT
     return rc
