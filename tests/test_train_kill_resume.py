@@ -166,14 +166,18 @@ def test_sigusr1_to_one_rank_saves_on_every_rank_and_the_rerun_resumes_there(tin
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
     state = out / "state"
     deadline = time.monotonic() + 300
-    while not (state / "checkpoint-2" / COMPLETE_NAME).exists():  # training is under way
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-4000:]
-        time.sleep(0.2)
-    workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "internvl.cli" in " ".join(c.cmdline())
-               and "torch.distributed.run" not in " ".join(c.cmdline())]
-    rank1 = next(w for w in workers if w.environ().get("RANK") == "1")
-    os.kill(rank1.pid, signal.SIGUSR1)
-    logs, _ = proc.communicate(timeout=300)
+    try:
+        while not (state / "checkpoint-2" / COMPLETE_NAME).exists():  # training is under way
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-4000:]
+            time.sleep(0.2)
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "internvl.cli" in " ".join(c.cmdline()) and "torch.distributed.run" not in " ".join(c.cmdline())]
+        rank1 = next(w for w in workers if w.environ().get("RANK") == "1")
+        os.kill(rank1.pid, signal.SIGUSR1)
+        logs, _ = proc.communicate(timeout=300)
+    finally:  # a rank left alone in a collective would hang: never leave it behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 75, logs[-4000:]
     saved = sorted(int(p.name.split("-")[1]) for p in state.glob("checkpoint-*") if (p / COMPLETE_NAME).exists())
     step = saved[-1]
