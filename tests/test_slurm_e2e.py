@@ -101,7 +101,9 @@ def slurm_cluster():
             yield
         finally:
             if not already_up and os.environ.get("INTERNVL_SLURM_KEEP") != "1":
-                subprocess.run(["bash", str(TEARDOWN)], timeout=120)
+                # --purge: also the config it wrote; a leftover slurm.conf without its daemons makes every later
+                # Snakemake start wait 10 s (the Slurm executor plugin runs `scontrol show config` on import)
+                subprocess.run(["bash", str(TEARDOWN), "--purge"], timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,18 @@ def test_full_run_writes_results_with_provenance(demo_run):
         assert trained["samples"] == manifests[data]["total_samples"], (model, trained)
     table = (tmp / "results" / "paper_table.md").read_text()
     assert "demo_init" in table and "demo_sft" in table and "POPE" in table
+    # the training can be watched: TensorBoard scalars, the loss curve and the log history beside the model
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = tmp / "work" / "demo" / "train_state" / "demo_sft" / "tensorboard"
+    acc = EventAccumulator(str(next(events.glob("events.out.tfevents.*")).parent))
+    acc.Reload()
+    assert {"train/loss", "train/learning_rate", "train/grad_norm", "train/tokens_per_s"} <= set(acc.Tags()["scalars"])
+    model_dir = tmp / "work" / "demo" / "models" / "demo_sft"
+    with Image.open(model_dir / "loss_curve.png") as png:
+        assert png.size[0] >= 400 and len(set(png.convert("L").getdata())) > 10  # a drawn plot, not a blank
+    assert [h["step"] for h in json.loads((model_dir / "log_history.json").read_text()) if "loss" in h] == [1, 2, 3, 4]
 
 
 def _reversed(obj):

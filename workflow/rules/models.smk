@@ -2,7 +2,7 @@
 # content-hash file that downstream jobs depend on.
 
 
-from internvl.train.recipe import load_recipe, optimisation_settings, resolve_deepspeed
+from internvl.train.settings import load_recipe, optimisation_settings, resolve_deepspeed
 
 
 def model_recipe(model):
