@@ -40,6 +40,12 @@ def tiny_demo(tmp_path_factory) -> Path:
     return root
 
 
+# the tiny demo the DAG tests run (internvl.demo.writers.DemoSizes fields): seconds, not minutes
+TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
+              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
+              "align_images": 8}
+
+
 # --- real-data samples (shared/realdata, see its PROVENANCE.md) ----------------------------------------
 
 

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SIZES
 
 from internvl.model.parts import split_into_parts
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
-              "align_images": 8}
 
 
 def test_parts_model_builds_and_trains_through_the_dag(tmp_path, fixture_dir):

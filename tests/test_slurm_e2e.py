@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP, TEARDOWN = REPO / "tests" / "slurm" / "setup_slurm.sh", REPO / "tests" / "slurm" / "teardown_slurm.sh"
@@ -32,10 +33,6 @@ RUNDIR, JOBCOMP = Path("/run/slurm-ci"), Path("/var/log/slurm-ci/jobcomp.txt")
 LOCK = Path("/tmp/internvl-slurm-tests.lock")
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
-# the tiny demo of tests/test_workflow_e2e.py
-TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
-              "align_images": 8}
 # long enough to be killed after its first checkpoint (2 ranks, ~0.4 s a step here), saved every 5 steps
 MAX_STEPS, SAVE_STEPS = 20, 5
 TARGETS = ["results/mmbench_dev.json", "work/demo/cluster/gpu_check.json"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SIZES
 from trainrun import build_tiny, history, run, settings
 
 from internvl.train.checkpoints import ASIDE_DIR, COMPLETE_NAME
@@ -25,9 +26,6 @@ from internvl.train.checkpoints import ASIDE_DIR, COMPLETE_NAME
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 TARGET = "work/demo/checkpoints/demo_sft.sha256"
-TINY_SIZES = {"sft_caption": 24, "sft_vqa": 32, "sft_mcq": 24, "sft_text": 8, "mmbench_questions": 12,
-              "vqav2_images": 4, "coco_images": 4, "pope_images": 3, "image_size": 64, "lm_docs": 8,
-              "align_images": 8}
 
 
 def _config(path: Path, **recipe) -> Path:
